@@ -1,0 +1,166 @@
+"""Numbered schema migrations, applied in order on every start; applying them again is a no-op.
+
+Each migration is a list of SQL statements run in one transaction together with its row in
+`_migrations`, so a crash leaves the schema either before or after a step, never half-way.
+Never edit a migration that has shipped: add the next number.
+"""
+from __future__ import annotations
+
+import sqlite_utils
+
+from db.access import now, transaction
+
+CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
+MOVEMENTS = ("MV0", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6")
+SOURCES = ("hospital", "mobile")
+APPEND_ONLY = ("reads", "adjudications", "audit_log")
+
+
+def _in(values) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def _append_only(table: str) -> list[str]:
+    """Triggers that make `table` append-only in the database itself."""
+    return [
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END",
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END",
+    ]
+
+
+M0001_CORE = [
+    """CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL)""",
+    """CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        roles TEXT NOT NULL DEFAULT '',
+        active INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE subjects (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        sex TEXT,
+        age_group TEXT CHECK (age_group IS NULL OR age_group IN ('<40', '40-65', '>65')),
+        cohort TEXT CHECK (cohort IS NULL OR cohort IN ('patient', 'control')),
+        synthetic INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL)""",
+    """CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        actor TEXT,
+        origin TEXT,
+        manifest TEXT,
+        counts TEXT)""",
+    f"""CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL UNIQUE,
+        subject_id INTEGER NOT NULL REFERENCES subjects(id),
+        movement TEXT NOT NULL CHECK (movement IN {_in(MOVEMENTS)}),
+        source TEXT NOT NULL CHECK (source IN {_in(SOURCES)}),
+        mirrored INTEGER NOT NULL CHECK (mirrored IN (0, 1)),
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        stored_path TEXT NOT NULL,
+        notes TEXT NOT NULL DEFAULT '',
+        synthetic INTEGER NOT NULL DEFAULT 0,
+        import_id INTEGER REFERENCES imports(id),
+        imported_at TEXT NOT NULL)""",
+    "CREATE INDEX images_subject ON images(subject_id)",
+    "CREATE INDEX images_movement ON images(movement)",
+    # Original file names are kept apart from the images: they may identify a patient and never
+    # leave the project (exports use hashes only).
+    """CREATE TABLE image_names (
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        original_name TEXT NOT NULL,
+        import_id INTEGER REFERENCES imports(id),
+        PRIMARY KEY (image_id, original_name))""",
+    """CREATE TABLE import_issues (
+        id INTEGER PRIMARY KEY,
+        import_id INTEGER NOT NULL REFERENCES imports(id),
+        file TEXT NOT NULL,
+        row INTEGER,
+        severity TEXT NOT NULL CHECK (severity IN ('error', 'warning', 'info')),
+        reason TEXT NOT NULL)""",
+    # The generator's known class of a synthetic image. Readers never see it: only the demo
+    # simulation and the synthetic-accuracy audit read this table.
+    f"""CREATE TABLE ground_truth (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id),
+        label TEXT NOT NULL CHECK (label IN {_in(CLASSES)}),
+        generator TEXT NOT NULL)""",
+    f"""CREATE TABLE reads (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        reader_id INTEGER NOT NULL REFERENCES users(id),
+        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
+        cannot_grade TEXT,
+        started_at TEXT,
+        submitted_at TEXT NOT NULL,
+        duration_ms INTEGER,
+        supersedes INTEGER REFERENCES reads(id),
+        kind TEXT NOT NULL DEFAULT 'read' CHECK (kind IN ('read', 'undo')),
+        simulated INTEGER NOT NULL DEFAULT 0,
+        CHECK ((kind = 'undo') OR (label IS NOT NULL) <> (cannot_grade IS NOT NULL)))""",
+    "CREATE INDEX reads_image ON reads(image_id)",
+    "CREATE INDEX reads_reader ON reads(reader_id)",
+    f"""CREATE TABLE adjudications (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        adjudicator_id INTEGER NOT NULL REFERENCES users(id),
+        decision TEXT NOT NULL CHECK (decision IN ('final', 'exclude')),
+        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
+        reason TEXT,
+        at TEXT NOT NULL,
+        simulated INTEGER NOT NULL DEFAULT 0,
+        CHECK ((decision = 'final' AND label IS NOT NULL) OR (decision = 'exclude' AND reason IS NOT NULL)))""",
+    "CREATE INDEX adjudications_image ON adjudications(image_id)",
+    """CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        entity TEXT NOT NULL DEFAULT '',
+        entity_id TEXT,
+        detail TEXT NOT NULL DEFAULT '{}')""",
+    "CREATE INDEX audit_at ON audit_log(at)",
+    *[t for table in APPEND_ONLY for t in _append_only(table)],
+]
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "core tables and append-only triggers", M0001_CORE),
+]
+
+
+def applied(db: sqlite_utils.Database) -> list[int]:
+    """Return the numbers of the migrations already applied to `db`."""
+    if "_migrations" not in db.table_names():
+        return []
+    return [r[0] for r in db.execute("SELECT number FROM _migrations ORDER BY number")]
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply every pending migration in order; return the numbers applied by this call."""
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+               "applied_at TEXT NOT NULL)")
+    done_now = []
+    for number, name, statements in MIGRATIONS:
+        if number in applied(db):
+            continue
+        with transaction(db) as conn:
+            # Re-check under the write lock: another process may have applied it meanwhile.
+            if conn.execute("SELECT 1 FROM _migrations WHERE number = ?", (number,)).fetchone():
+                continue
+            for sql in statements:
+                conn.execute(sql)
+            conn.execute("INSERT INTO _migrations (number, name, applied_at) VALUES (?, ?, ?)",
+                         (number, name, now()))
+        done_now.append(number)
+    return done_now

@@ -1,0 +1,1 @@
+"""The triple-check workflow: import, reads, checks, adjudication, export and agreement."""

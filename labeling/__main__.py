@@ -1,0 +1,5 @@
+import sys
+
+from labeling.cli import main
+
+sys.exit(main())

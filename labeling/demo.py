@@ -1,0 +1,142 @@
+"""The demo project: synthetic subjects imported like real photos, with hidden ground truth.
+
+Optionally simulated readers read every image twice with a chosen accuracy, so check 1 has
+something to agree and disagree about. Everything here is marked synthetic / simulated.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from db.access import audit, now, transaction
+from db.migrations import CLASSES, MOVEMENTS
+from labeling.importer import ImportReport, import_rows, sha256_bytes
+from labeling.manifest import ManifestRow
+from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
+from labeling.users import add_user, get_user
+
+SIM_READERS = ("sim-reader-a", "sim-reader-b")
+BLURRY_SHARE = 0.05
+DISTANT_SHARE = 0.05
+
+
+@dataclass
+class DemoResult:
+    """What the demo loader did."""
+
+    report: ImportReport
+    images: int
+    simulated_reads: int
+
+
+def _render(job: dict) -> tuple[dict, bytes]:
+    """Render one planned photo (runs in a worker process); return (job, jpeg bytes)."""
+    img = make_image(job["subject"], job["movement"], job["label"], mirrored=job["mirrored"], seed=job["seed"],
+                     subject_seed=job["subject_seed"], source=job["source"], blur=job["blur"], scale=job["scale"])
+    return job, img.jpeg
+
+
+def plan_photos(subjects: int, seed: int) -> list[dict]:
+    """Return one job per photo: subject, movement, true class, pose seed and quality defects."""
+    rng = np.random.default_rng(seed + 1)
+    jobs = []
+    for subj in subject_plan(subjects, seed):
+        for mv in MOVEMENTS:
+            r = rng.random()
+            jobs.append({"subject": subj["code"], "movement": mv, "label": movement_label(subj["label"], mv, rng),
+                         "mirrored": subj["mirrored"], "source": subj["source"], "subject_seed": subj["subject_seed"],
+                         "seed": int(rng.integers(2**31)), "sex": str(subj["sex"]), "age_group": str(subj["age_group"]),
+                         "cohort": subj["cohort"],
+                         "blur": 2.5 if r < BLURRY_SHARE else 0.0,
+                         "scale": 0.45 if BLURRY_SHARE <= r < BLURRY_SHARE + DISTANT_SHARE else 1.0})
+    return jobs
+
+
+def render_photos(jobs: list[dict], workers: int | None = None,
+                  progress: Callable[[int, int, str], None] | None = None) -> list[tuple[dict, bytes]]:
+    """Render every job, in parallel over processes; return (job, jpeg) in job order."""
+    workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
+    out = []
+    if workers <= 1:
+        for n, job in enumerate(jobs):
+            out.append(_render(job))
+            if progress:
+                progress(n + 1, len(jobs), "rendering synthetic faces")
+        return out
+    with ProcessPoolExecutor(workers) as pool:
+        for n, res in enumerate(pool.map(_render, jobs, chunksize=2)):
+            out.append(res)
+            if progress:
+                progress(n + 1, len(jobs), "rendering synthetic faces")
+    return out
+
+
+def _simulated_label(truth: str, accuracy: float, rng: np.random.Generator) -> str:
+    """Return a reader's label: the truth with probability `accuracy`, else a neighbouring grade."""
+    if rng.random() < accuracy:
+        return truth
+    if truth == "N":
+        return str(rng.choice(["L1", "R1"]))
+    side, deg = truth[0], int(truth[1])
+    options = [f"{side}{d}" for d in (deg - 1, deg + 1) if 1 <= d <= 3] + (["N"] if deg == 1 else [])
+    return str(rng.choice(options))
+
+
+def simulate_reads(db: sqlite_utils.Database, accuracy: float, seed: int = 0, actor: str | None = None) -> int:
+    """Give every synthetic image without reads two simulated blind reads; return how many were written."""
+    if not 0.0 <= accuracy <= 1.0:
+        raise ValueError("reader accuracy must be between 0 and 1")
+    readers = []
+    for name in SIM_READERS:
+        user = get_user(db, name) or add_user(db, name, None, ["reader"], actor=actor)
+        readers.append(user.id)
+    rng = np.random.default_rng(seed + 2)
+    rows = db.execute("SELECT g.image_id, g.label FROM ground_truth g JOIN images i ON i.id = g.image_id "
+                      "WHERE i.synthetic = 1 AND NOT EXISTS (SELECT 1 FROM reads r WHERE r.image_id = g.image_id) "
+                      "ORDER BY g.image_id").fetchall()
+    written = 0
+    with transaction(db) as conn:
+        for image_id, truth in rows:
+            for reader in readers:
+                ms = int(rng.gamma(4.0, 600.0))
+                conn.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at, duration_ms, simulated) "
+                             "VALUES (?, ?, ?, ?, ?, 1)", (image_id, reader, _simulated_label(truth, accuracy, rng), now(), ms))
+                written += 1
+        audit(conn, actor, "demo.reads_simulated", "reads", None, count=written, accuracy=accuracy)
+    return written
+
+
+def load_demo(db: sqlite_utils.Database, store: Path, subjects: int = 14, seed: int = 0,
+              simulate_readers: float | None = None, actor: str | None = None, workers: int | None = None,
+              progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
+    """Generate `subjects` synthetic subjects x 7 movements and import them as synthetic; return what was done."""
+    jobs = plan_photos(subjects, seed)
+    rendered = render_photos(jobs, workers, progress)
+    files: dict[str, bytes] = {}
+    rows: list[ManifestRow] = []
+    truth: dict[str, str] = {}
+    for n, (job, jpeg) in enumerate(rendered):
+        # Names reveal nothing about the class: a hash of the bytes, like a camera's counter.
+        name = f"synthetic/{job['subject']}/{sha256_bytes(jpeg)[:16]}.jpg"
+        files[name] = jpeg
+        truth[sha256_bytes(jpeg)] = job["label"]
+        rows.append(ManifestRow(n + 2, name, job["subject"], job["movement"], job["source"], job["mirrored"],
+                                job["sex"], job["age_group"], job["cohort"]))
+    report = import_rows(db, store, rows, files.get, synthetic=True, actor=actor, origin="synthetic demo",
+                         manifest_name=f"demo seed={seed} subjects={subjects}",
+                         progress=(lambda d, t, f: progress(d, t, "importing")) if progress else None)
+    with transaction(db) as conn:
+        for digest, label in truth.items():
+            conn.execute("INSERT OR IGNORE INTO ground_truth (image_id, label, generator) "
+                         "SELECT id, ?, ? FROM images WHERE sha256 = ?", (label, GENERATOR, digest))
+    reads = simulate_reads(db, simulate_readers, seed, actor) if simulate_readers is not None else 0
+    return DemoResult(report, len(rows), reads)
+
+
+__all__ = ["CLASSES", "DemoResult", "load_demo", "plan_photos", "render_photos", "simulate_reads"]
