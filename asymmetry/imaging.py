@@ -116,9 +116,9 @@ def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixe
                     return Decoded("too_small", f"{full[0]}x{full[1]} pixels is too small to hold a face "
                                                 f"(need at least {MIN_SIDE} px on the short side)",
                                    size=full, format=fmt, mode=mode)
+                img = _to_rgb(img, notes)
                 if not keep_pixels:
                     return Decoded("ok", "", None, full, 1.0, fmt, mode, notes)
-                img = _to_rgb(img, notes)
                 if max_side and max(img.size) > max_side:
                     ratio = max_side / max(img.size)
                     img = img.resize((max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio))),

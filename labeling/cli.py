@@ -22,7 +22,7 @@ def _progress_bar(desc: str):
         if bar["bar"] is None or bar["bar"].total != total:
             if bar["bar"] is not None:
                 bar["bar"].close()
-            bar["bar"] = tqdm(total=total, desc=what or desc, unit="img", file=sys.stderr, leave=False)
+            bar["bar"] = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
         bar["bar"].n = done
         bar["bar"].refresh()
         if done >= total:

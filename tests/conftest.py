@@ -1,0 +1,81 @@
+"""Shared fixtures: a fresh project in a temporary data folder, and test photos made from the
+astronaut face that ships with scikit-image (never a patient photo)."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from db.access import open_project  # noqa: E402
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """An empty data folder, also exported as FNP_DATA_DIR for code and subprocesses."""
+    d = tmp_path / "data"
+    monkeypatch.setenv("FNP_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def db(data_dir):
+    """A migrated project database in the temporary data folder."""
+    database = open_project(data_dir)
+    yield database
+    database.conn.close()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut (512x512 RGB): a real face shipped in a package."""
+    from skimage.data import astronaut as load
+
+    return load()
+
+
+def jpeg_bytes(rgb: np.ndarray, **save) -> bytes:
+    """Return `rgb` encoded as JPEG."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=90, **save)
+    return buf.getvalue()
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def face_variants(astronaut: np.ndarray, n: int) -> list[bytes]:
+    """Return `n` distinct JPEGs of the astronaut (small brightness changes make distinct bytes)."""
+    out = []
+    for i in range(n):
+        arr = np.clip(astronaut.astype(np.int16) + (i % 20) - 10, 0, 255).astype(np.uint8)
+        arr[:8, :8] = i % 256  # an 8x8 block survives JPEG, so every variant has its own bytes
+        arr[:8, 8:16] = i // 256 % 256
+        out.append(jpeg_bytes(arr))
+    return out
+
+
+def write_manifest(path: Path, rows: list[dict], header=("file", "subject", "movement", "source")) -> Path:
+    """Write a manifest CSV with `header` columns from `rows`; return its path."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(header), extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    return path
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

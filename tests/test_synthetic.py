@@ -1,0 +1,84 @@
+"""The synthetic FNP generator moves what dlib sees: the paralysed side and its severity show
+in the landmarks, sides follow the mirrored flag, and everything it makes is marked synthetic."""
+import numpy as np
+import pytest
+
+from asymmetry.landmarks import detect_landmarks
+from labeling.demo import load_demo
+from labeling.synthetic import make_image
+
+
+def _frame(p):
+    """Points rotated so the pupil line is horizontal, centred on its midpoint, in IPD units."""
+    left, right = p[36:42].mean(0), p[42:48].mean(0)
+    v = right - left
+    ipd = np.linalg.norm(v)
+    c, s = v / ipd
+    rot = np.array([[c, s], [-s, c]])
+    return (p - (left + right) / 2) @ rot.T / ipd
+
+
+def _mouth_drop_image_left(jpeg):
+    """How much lower the image-left mouth corner sits than the image-right one (IPD units)."""
+    lm = detect_landmarks(jpeg)
+    assert lm.ok, lm.message
+    q = _frame(lm.points)
+    return q[48, 1] - q[54, 1]
+
+
+def _lid_opening(jpeg):
+    lm = detect_landmarks(jpeg)
+    assert lm.ok
+    q = _frame(lm.points)
+    return float(np.mean([q[41, 1] - q[37, 1], q[40, 1] - q[38, 1], q[47, 1] - q[43, 1], q[46, 1] - q[44, 1]]))
+
+
+SUBJECT = dict(seed=11, subject_seed=5)
+
+
+def test_mouth_corner_drop_grows_with_severity_on_the_paralysed_side():
+    # Not mirrored: the patient's left is on the image's right.
+    drops = {lab: _mouth_drop_image_left(make_image("S", "MV4", lab, mirrored=False, **SUBJECT).jpeg)
+             for lab in ("N", "L1", "L2", "L3", "R1", "R2", "R3")}
+    assert drops["L1"] < drops["N"] - 0.01 and drops["L3"] < drops["L2"] < drops["L1"]  # image-right corner lower
+    assert drops["R1"] > drops["N"] + 0.01 and drops["R3"] > drops["R2"] > drops["R1"]  # image-left corner lower
+    # dlib sees about a third of the warp (its shape prior); measured ~0.05-0.07 IPD at grade 3.
+    assert drops["R3"] - drops["N"] > 0.03 and drops["N"] - drops["L3"] > 0.03
+
+
+def test_mirrored_flag_puts_the_patients_side_on_the_other_image_side():
+    plain = _mouth_drop_image_left(make_image("S", "MV4", "L3", mirrored=False, **SUBJECT).jpeg)
+    mirrored = _mouth_drop_image_left(make_image("S", "MV4", "L3", mirrored=True, **SUBJECT).jpeg)
+    normal = _mouth_drop_image_left(make_image("S", "MV4", "N", mirrored=False, **SUBJECT).jpeg)
+    assert plain < normal < mirrored
+
+
+def test_eye_closure_fails_more_with_severity():
+    openings = [_lid_opening(make_image("S", "MV1", lab, mirrored=False, **SUBJECT).jpeg) for lab in ("N", "L1", "L2", "L3")]
+    assert openings == sorted(openings) and openings[3] - openings[0] > 0.05
+
+
+def test_subjects_differ_and_the_generator_is_deterministic():
+    a = make_image("S", "MV0", "N", mirrored=False, seed=1, subject_seed=1).jpeg
+    b = make_image("S", "MV0", "N", mirrored=False, seed=1, subject_seed=2).jpeg
+    assert a == make_image("S", "MV0", "N", mirrored=False, seed=1, subject_seed=1).jpeg
+    assert a != b
+    la, lb = detect_landmarks(a), detect_landmarks(b)
+    assert np.abs(_frame(la.points) - _frame(lb.points)).max() > 0.02
+
+
+def test_demo_is_marked_synthetic_with_hidden_truth(db, data_dir):
+    res = load_demo(db, data_dir, subjects=2, seed=3, simulate_readers=1.0, workers=2)
+    assert res.images == 14 and res.report.added == 14 and not res.report.errors
+    assert db.execute("SELECT count(*) FROM images WHERE synthetic = 0").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM subjects WHERE synthetic = 0").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM ground_truth").fetchone()[0] == 14
+    # File names give nothing away about the class.
+    for (name,) in db.execute("SELECT original_name FROM image_names"):
+        assert not any(c in name.split("/")[-1] for c in ("L1", "L2", "L3", "R1", "R2", "R3", "_N"))
+    # Perfect simulated readers agree with the truth on every read.
+    wrong = db.execute("SELECT count(*) FROM reads r JOIN ground_truth g USING (image_id) "
+                       "WHERE r.label <> g.label").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM reads WHERE simulated = 1").fetchone()[0] == 28 and wrong == 0
+    again = load_demo(db, data_dir, subjects=2, seed=3, workers=1)
+    assert again.report.added == 0 and again.report.already_present == 14
