@@ -1,0 +1,74 @@
+"""Import (coordinators): upload photos or a zip plus the manifest; see the per-file report."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from db.access import data_dir
+from labeling.csvsafe import safe_csv_frame
+from labeling.importer import import_uploaded, read_zip
+from labeling.manifest import OPTIONAL, REQUIRED, ManifestError
+from labeling.permissions import require
+from labeling.status import import_history, import_issues
+from ui.common import database, guard
+
+
+def _report_frame(rows: list[dict]) -> pd.DataFrame:
+    order = {"error": 0, "warning": 1, "info": 2}
+    df = pd.DataFrame(rows, columns=["severity", "file", "row", "reason"])
+    return df.sort_values("severity", key=lambda s: s.map(order), kind="stable")
+
+
+def import_page() -> None:
+    user = guard("import")
+    db = database()
+    st.title("Import photos")
+    st.write(f"A manifest CSV with the columns **{', '.join(REQUIRED)}** and optionally *{', '.join(OPTIONAL)}*, "
+             "plus the photos (or one zip of them). Photos are stored unchanged, identified by their SHA-256; "
+             "importing the same photos again adds nothing. See `docs/data-import.md`.")
+    with st.form("import", clear_on_submit=True):
+        manifest = st.file_uploader("Manifest (CSV)", type=["csv", "txt"])
+        photos = st.file_uploader("Photos, or one .zip of them", accept_multiple_files=True)
+        go = st.form_submit_button("Import", type="primary")
+    if go:
+        require(user, "import")
+        if manifest is None or not photos:
+            st.error("Choose a manifest and at least one photo or zip.")
+        else:
+            files: dict[str, bytes] = {}
+            issues = []
+            for f in photos:
+                data = f.getvalue()
+                if f.name.lower().endswith(".zip"):
+                    got, zip_issues = read_zip(data)
+                    files.update(got)
+                    issues += zip_issues
+                else:
+                    files[f.name] = data
+            bar = st.progress(0.0, text="Importing…")
+            try:
+                report = import_uploaded(db, data_dir(), manifest.getvalue(), manifest.name, files, issues=issues,
+                                         actor=user.name,
+                                         progress=lambda d, t, _: bar.progress(d / max(t, 1), text=f"Importing {d} of {t}"))
+            except ManifestError as exc:
+                bar.empty()
+                st.error(f"{exc}. Nothing was imported.")
+            else:
+                bar.empty()
+                (st.warning if report.errors else st.success)(report.summary())
+                st.session_state["last_import"] = report.import_id
+    history = import_history(db)
+    if history:
+        st.subheader("Imports")
+        st.dataframe(pd.DataFrame(history), hide_index=True, use_container_width=True)
+        ids = [h["import"] for h in history]
+        default = ids.index(st.session_state["last_import"]) if st.session_state.get("last_import") in ids else 0
+        chosen = st.selectbox("Report of import", ids, index=default)
+        rows = import_issues(db, chosen)
+        if rows:
+            df = _report_frame(rows)
+            st.dataframe(df, hide_index=True, use_container_width=True)
+            st.download_button("Download this report (CSV)", safe_csv_frame(df).to_csv(index=False).encode(),
+                               file_name=f"import-{chosen}-report.csv", mime="text/csv")
+        else:
+            st.success("No problems reported for this import.")
