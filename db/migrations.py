@@ -134,8 +134,41 @@ M0001_CORE = [
     *[t for table in APPEND_ONLY for t in _append_only(table)],
 ]
 
+M0002_MEASUREMENTS = [
+    # One row per image x landmark model x index formula: a new formula adds rows computed from
+    # the stored points; a new landmark model re-runs dlib. Old rows stay for the record.
+    """CREATE TABLE measurements (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        landmark_version TEXT NOT NULL,
+        index_version TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        points TEXT,
+        box TEXT,
+        score REAL,
+        n_faces INTEGER,
+        indices TEXT,
+        rgas REAL, anas REAL, rgas_signed REAL, anas_signed REAL,
+        side TEXT, ipd_px REAL,
+        sharpness REAL, face_fraction REAL, blurry INTEGER, distant INTEGER,
+        measured_at TEXT NOT NULL,
+        UNIQUE (image_id, landmark_version, index_version))""",
+    "CREATE INDEX measurements_image ON measurements(image_id)",
+    """CREATE TABLE quality_overrides (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        flag TEXT NOT NULL CHECK (flag IN ('blurry', 'distant')),
+        value INTEGER NOT NULL CHECK (value IN (0, 1)),
+        reason TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    *_append_only("quality_overrides"),
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
+    (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
 ]
 
 

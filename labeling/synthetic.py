@@ -45,7 +45,7 @@ for c in (27, 28, 29, 30, 33, 51, 57, 62, 66, 8):
 
 # Paralysed side: share of the movement it still performs, and its droop, by severity 0..3.
 AMPLITUDE = (1.0, 0.6, 0.3, 0.05)
-DROOP = (0.0, 0.15, 0.55, 1.0)
+DROOP = (0.0, 0.3, 0.65, 1.0)
 
 
 def class_side_severity(label: str) -> tuple[str | None, int]:
@@ -71,25 +71,24 @@ def movement_action(movement: str, pts: np.ndarray, image_side: str, ipd: float)
     if movement == "MV1":  # eyes closed: the upper lid meets the lower lid
         move("brow", 0, 0.03)  # the lids themselves are painted closed by _close_eyes
     elif movement == "MV2":  # eyebrows raised
-        move("brow", 0, -0.16)
-        move("upper_lid", 0, -0.03)
+        move("brow", 0, -0.25)  # lids left as they are: a wider healthy eye would read as "less closed"
     elif movement == "MV3":  # cheeks puffed
-        move("jaw", 0.10, 0)
-        move("corner", -0.05, -0.01)
+        move("jaw", 0.15, 0)
+        move("corner", -0.06, -0.03)
         move("lip_near", -0.02, 0)
     elif movement == "MV4":  # grinning
-        move("corner", 0.12, -0.10)
-        move("lip_near", 0.05, -0.05)
+        move("corner", 0.15, -0.16)
+        move("lip_near", 0.07, -0.08)
         move("lower_lid", 0, -0.03)
         move("ala", 0.02, -0.02)
     elif movement == "MV5":  # nose wrinkled
-        move("ala", 0.03, -0.08)
-        move("inner_brow", 0, 0.06)
+        move("ala", 0.04, -0.12)
+        move("inner_brow", 0, 0.08)
         move("lower_lid", 0, -0.04)
         move("corner", 0, -0.03)
     elif movement == "MV6":  # whistling: lips pucker towards the midline
-        move("corner", -0.16, 0.0)
-        move("lip_near", -0.07, 0.0)
+        move("corner", -0.22, -0.02)
+        move("lip_near", -0.10, -0.01)
     return d
 
 
@@ -97,7 +96,7 @@ def droop(pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
     """Return (68, 2) displacements of a fully paralysed half-face at rest (sagging tissue)."""
     d = np.zeros((68, 2))
     u = ipd
-    for group, dy in (("brow", 0.08), ("lower_lid", 0.03), ("corner", 0.10), ("lip_near", 0.05), ("ala", 0.03)):
+    for group, dy in (("brow", 0.15), ("lower_lid", 0.05), ("corner", 0.18), ("lip_near", 0.09), ("ala", 0.06)):
         for i in _side_points(group, image_side):
             d[i, 1] += dy * u
     return d
@@ -240,8 +239,8 @@ def subject_landmarks(rng: np.random.Generator, pts: np.ndarray, ipd: float) -> 
     d[48:68, 0] += (pts[48:68, 0] - mid[0]) * mouth_w
     brow_h = rng.normal(0, 0.03) * ipd
     d[17:27, 1] += brow_h
-    # Natural asymmetry: healthy faces are not perfectly symmetric (about 1% of the IPD).
-    d += rng.normal(0, 0.008 * ipd, size=(68, 2))
+    # Natural asymmetry: healthy faces are not perfectly symmetric (about 0.5% of the IPD per point).
+    d += rng.normal(0, 0.004 * ipd, size=(68, 2))
     return d
 
 

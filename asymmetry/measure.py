@@ -1,0 +1,160 @@
+"""Measure photos: landmarks, asymmetry indices and quality flags, one result per image.
+
+`measure_photo` is the whole per-image pipeline (used by the CLI, `run` and the benchmark);
+`measure_pending` measures every stored image not yet measured with the current versions, in
+parallel over processes, writing from one process only; it can be stopped and run again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+
+from asymmetry.imaging import decode_image
+from asymmetry.indices import INDEX_VERSION, Indices, compute_indices
+from asymmetry.landmarks import MODEL_NAME, PREDICT_SIDE, Landmarks, landmarks_from_decoded
+from asymmetry.quality import quality_flags
+from db.access import get_setting, now, transaction
+
+LANDMARK_VERSION = f"{MODEL_NAME}@{PREDICT_SIDE}"
+
+
+@dataclass
+class Measurement:
+    """Everything measured on one photo; `indices` is None unless the face was found."""
+
+    status: str
+    message: str
+    landmarks: Landmarks
+    indices: Indices | None = None
+    quality: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict (what `python -m asymmetry measure --json` prints)."""
+        lm = self.landmarks
+        return {"status": self.status, "message": self.message,
+                "indices": None if self.indices is None else _finite(self.indices.to_dict()),
+                "face_box": None if lm.box is None else [round(v, 1) for v in lm.box],
+                "faces": lm.n_faces, "image_size": list(lm.size),
+                "quality": _finite({k: v for k, v in self.quality.items() if k != "message"}),
+                "landmark_version": LANDMARK_VERSION, "index_version": INDEX_VERSION}
+
+
+def _finite(d: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def measure_photo(src: str | Path | bytes, mirrored: bool, pick_best: bool = False) -> Measurement:
+    """Decode, find landmarks, compute indices and quality flags for one photo; never raises."""
+    decoded = decode_image(src, max_side=PREDICT_SIDE)
+    lm = landmarks_from_decoded(decoded, pick_best=pick_best)
+    if not lm.ok:
+        return Measurement(lm.status, lm.message, lm)
+    idx = compute_indices(lm.points, mirrored)
+    quality = quality_flags(decoded, lm)
+    status = "ok" if idx.ok else "degenerate"
+    return Measurement(status, lm.message or idx.message, lm, idx, quality)
+
+
+def _job(args: tuple[int, str, bool, bool]) -> tuple[int, Measurement]:
+    image_id, path, mirrored, pick_best = args
+    return image_id, measure_photo(path, mirrored, pick_best)
+
+
+def _row(image_id: int, m: Measurement) -> tuple:
+    lm, idx, q = m.landmarks, m.indices, m.quality
+    f = (lambda v: None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+    return (image_id, LANDMARK_VERSION, INDEX_VERSION, m.status, m.message,
+            None if lm.points is None else json.dumps(np.round(lm.points, 2).tolist()),
+            None if lm.box is None else json.dumps([round(v, 1) for v in lm.box]), f(lm.score), lm.n_faces,
+            None if idx is None else json.dumps(_finite(idx.to_dict())),
+            *(f(getattr(idx, k)) if idx else None for k in ("rgas", "anas", "rgas_signed", "anas_signed")),
+            idx.side if idx else None, f(idx.ipd_px) if idx else None,
+            f(q.get("sharpness")), f(q.get("face_fraction")),
+            None if q.get("blurry") is None else int(q["blurry"]), None if q.get("distant") is None else int(q["distant"]),
+            now())
+
+
+INSERT = ("INSERT OR IGNORE INTO measurements (image_id, landmark_version, index_version, status, message, points, box, "
+          "score, n_faces, indices, rgas, anas, rgas_signed, anas_signed, side, ipd_px, sharpness, face_fraction, "
+          "blurry, distant, measured_at) VALUES (" + ",".join("?" * 21) + ")")
+
+
+def pending(db: sqlite_utils.Database, store: Path) -> list[tuple[int, str, bool]]:
+    """Return (image id, stored path, mirrored) of images without a current measurement."""
+    rows = db.execute("SELECT i.id, i.stored_path, i.mirrored FROM images i WHERE NOT EXISTS (SELECT 1 FROM measurements m "
+                      "WHERE m.image_id = i.id AND m.landmark_version = ? AND m.index_version = ?) ORDER BY i.id",
+                      [LANDMARK_VERSION, INDEX_VERSION]).fetchall()
+    return [(r[0], str(store / r[1]), bool(r[2])) for r in rows]
+
+
+def measure_pending(db: sqlite_utils.Database, store: Path, workers: int | None = None, batch: int = 32,
+                    progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
+    """Measure every image lacking a current measurement; return counts per status.
+
+    Workers decode and run dlib; this process alone writes, `batch` results per transaction,
+    so stopping at any point loses at most one batch of work and nothing committed.
+    """
+    todo = pending(db, store)
+    pick_best = bool(get_setting(db, "pick_best_face", False))
+    jobs = [(i, p, m, pick_best) for i, p, m in todo]
+    counts: dict[str, int] = {}
+    buffer: list[tuple] = []
+
+    def flush():
+        if buffer:
+            with transaction(db) as conn:
+                conn.executemany(INSERT, buffer)
+            buffer.clear()
+
+    workers = workers or os.cpu_count() or 1
+    done = 0
+    if progress:
+        progress(0, len(jobs), "measuring")
+    results = map(_job, jobs) if workers <= 1 or len(jobs) < 4 else None
+    pool = None
+    if results is None:
+        pool = ProcessPoolExecutor(workers)
+        results = pool.map(_job, jobs, chunksize=4)
+    try:
+        for image_id, m in results:
+            counts[m.status] = counts.get(m.status, 0) + 1
+            buffer.append(_row(image_id, m))
+            done += 1
+            if len(buffer) >= batch:
+                flush()
+            if progress:
+                progress(done, len(jobs), "measuring")
+        flush()
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return counts
+
+
+def effective_flags(db: sqlite_utils.Database, image_id: int) -> dict[str, bool | None]:
+    """Return the image's blurry/distant flags: the latest coordinator override, else the measured value."""
+    row = db.execute("SELECT blurry, distant FROM measurements WHERE image_id = ? AND status = 'ok' "
+                     "ORDER BY id DESC LIMIT 1", [image_id]).fetchone()
+    flags = {"blurry": None if not row or row[0] is None else bool(row[0]),
+             "distant": None if not row or row[1] is None else bool(row[1])}
+    for flag, value in db.execute("SELECT flag, value FROM quality_overrides WHERE image_id = ? ORDER BY id", [image_id]):
+        flags[flag] = bool(value)
+    return flags
+
+
+def override_flag(db: sqlite_utils.Database, image_id: int, flag: str, value: bool, actor: str, reason: str = "") -> None:
+    """Record a coordinator's override of a quality flag (append-only; the latest wins)."""
+    from db.access import audit
+
+    with transaction(db) as conn:
+        conn.execute("INSERT INTO quality_overrides (image_id, flag, value, reason, actor, at) VALUES (?,?,?,?,?,?)",
+                     (image_id, flag, int(value), reason, actor, now()))
+        audit(conn, actor, "quality.override", "image", image_id, flag=flag, value=value, reason=reason)

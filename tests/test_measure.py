@@ -1,0 +1,73 @@
+"""The measurement pipeline: statuses for bad photos, stored and resumable runs, overrides, CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from asymmetry.crop import crop_box, crop_for_model
+from asymmetry.measure import effective_flags, measure_pending, measure_photo, pending
+from labeling.demo import load_demo
+from labeling.synthetic import make_image
+from tests.conftest import ROOT, jpeg_bytes
+
+
+def test_statuses_for_no_face_two_faces_and_unreadable(astronaut):
+    blank = jpeg_bytes(np.full((400, 400, 3), 128, np.uint8))
+    assert measure_photo(blank, False).status == "no_face"
+    face = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(astronaut).crop((130, 30, 320, 250)))
+    two = jpeg_bytes(np.concatenate([face, face], axis=1))
+    m = measure_photo(two, False)
+    assert m.status == "multiple_faces" and m.indices is None
+    best = measure_photo(two, False, pick_best=True)
+    assert best.status == "ok" and best.landmarks.n_faces == 2 and best.indices is not None
+    assert measure_photo(b"not an image", False).status == "unreadable"
+
+
+def test_run_stores_once_and_resumes(db, data_dir):
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
+    assert len(pending(db, data_dir)) == 7
+    counts = measure_pending(db, data_dir, workers=1)
+    assert counts == {"ok": 7}
+    assert pending(db, data_dir) == [] and measure_pending(db, data_dir) == {}
+    row = db.execute("SELECT points, indices, side, rgas FROM measurements LIMIT 1").fetchone()
+    assert len(json.loads(row[0])) == 68 and "rgas_signed" in json.loads(row[1])
+
+
+def test_quality_override_wins_and_is_append_only(db, data_dir):
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
+    measure_pending(db, data_dir, workers=1)
+    image_id = db.execute("SELECT id FROM images LIMIT 1").fetchone()[0]
+    from asymmetry.measure import override_flag
+
+    override_flag(db, image_id, "blurry", True, "coord", "motion blur on the lips")
+    assert effective_flags(db, image_id)["blurry"] is True
+    override_flag(db, image_id, "blurry", False, "coord", "second look: fine")
+    assert effective_flags(db, image_id)["blurry"] is False
+    with pytest.raises(Exception, match="append-only"):
+        db.execute("DELETE FROM quality_overrides")
+
+
+def test_crop_is_square_and_widened_for_the_movement():
+    jpeg = make_image("S", "MV2", "N", mirrored=False, seed=1, subject_seed=1).jpeg
+    lm = measure_photo(jpeg, False).landmarks
+    rest = crop_box(lm.points, "MV0", lm.size)
+    brows = crop_box(lm.points, "MV2", lm.size)
+    assert abs((rest[2] - rest[0]) - (rest[3] - rest[1])) < 1e-6
+    assert brows[2] - brows[0] > rest[2] - rest[0]  # more forehead for the frontalis
+    crop, status = crop_for_model(jpeg, "MV2")
+    assert status == "ok" and crop.shape == (299, 299, 3) and crop.dtype == np.uint8
+    assert crop_for_model(b"junk")[1] == "unreadable"
+
+
+def test_cli_measure_prints_indices_and_overlay(tmp_path):
+    img = tmp_path / "face.jpg"
+    img.write_bytes(make_image("S", "MV4", "L3", mirrored=False, seed=2, subject_seed=2).jpeg)
+    out = subprocess.run([sys.executable, "-m", "asymmetry", "measure", str(img), "--json", "--overlay", str(tmp_path / "o.png")],
+                         cwd=ROOT, capture_output=True, text=True, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)[0]
+    assert d["status"] == "ok" and d["indices"]["side"] == "L" and len(d["face_box"]) == 4
+    assert (tmp_path / "o.png").stat().st_size > 1000
