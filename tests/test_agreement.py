@@ -1,0 +1,398 @@
+"""Agreement measures against hand-made cases whose values are derived by hand in the comments."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from sklearn.metrics import cohen_kappa_score, confusion_matrix
+
+from labeling import agreement as ag
+from labeling import agreement_plots as plots
+from labeling.csvsafe import safe_csv_cell, safe_csv_frame
+
+
+def reads_from_pairs(pairs, readers=("A", "B"), movements=None, sources=None, synthetic=None, start="2024-01-01"):
+    """Two reads per image (reader A then B, an hour apart) from (label_a, label_b) pairs."""
+    rows = []
+    t0 = pd.Timestamp(start, tz="UTC")
+    for i, labels in enumerate(pairs):
+        for k, label in enumerate(labels):
+            rows.append({"image_id": f"img{i}", "reader": readers[k % len(readers)], "label": label,
+                         "submitted_at": t0 + pd.Timedelta(days=i, hours=k), "duration_ms": 1000 * (k + 1),
+                         "movement": movements[i] if movements else "MV1",
+                         "source": sources[i] if sources else "hospital",
+                         "synthetic": synthetic[i] if synthetic else False})
+    return pd.DataFrame(rows)
+
+
+# Three classes, ten images (reader A first):
+#   (N,N) x3, (L1,L1) x3, (R1,R1) x2, (N,L1) x1, (L1,R1) x1
+HAND = [("N", "N")] * 3 + [("L1", "L1")] * 3 + [("R1", "R1")] * 2 + [("N", "L1"), ("L1", "R1")]
+
+
+def test_hand_case_every_measure():
+    r = ag.read_agreement(reads_from_pairs(HAND), n_boot=200)
+    assert r.n_images == r.n_double_read == 10 and r.n_readers == 2
+    # Percent: 8 of 10 pairs coincide.
+    assert r.percent_agreement.value == pytest.approx(0.8)
+    # Side: pairs where both reads name a side are (L1,L1)x3, (R1,R1)x2, (L1,R1): 5 of 6 agree.
+    assert r.side_agreement.value == pytest.approx(5 / 6) and r.side_agreement.n == 6
+    # Degree: only (N,L1) differs in degree (0 vs 1); (L1,R1) share degree 1: 9 of 10.
+    assert r.degree_agreement.value == pytest.approx(0.9)
+    # Cohen: p_o = 0.8; A's marginals N .4, L1 .4, R1 .2; B's N .3, L1 .4, R1 .3;
+    # p_e = .12 + .16 + .06 = .34; kappa = (.8 - .34) / .66 = 23/33.
+    assert r.cohen_kappa.value == pytest.approx(23 / 33)
+    # Weighted on degree: w(N,L1) = w(N,R1) = 1/3, w(L1,R1) = 1 (opposite sides).
+    # Observed weighted disagreement: (1/3 + 1) / 10 = 2/15.
+    # Expected: 1/3 * (.4*.4 + .4*.3 + .4*.3 + .2*.3) + 1 * (.4*.3 + .2*.4) = .46/3 + .2 = 53/150.
+    # kappa_w = 1 - (2/15) / (53/150) = 33/53.
+    assert r.cohen_kappa_weighted.value == pytest.approx(33 / 53)
+    # Fleiss: P_bar = .8; pooled p: N 7/20, L1 8/20, R1 5/20; P_e = .1225 + .16 + .0625 = .345;
+    # kappa = (.8 - .345) / .655 = 91/131.
+    assert r.fleiss_kappa.value == pytest.approx(91 / 131)
+    # Krippendorff (nominal, 2 coders): D_o = 4/20 pairable disagreements; D_e = (400 - (49+64+25)) / 380;
+    # alpha = 1 - (4/20) / (262/380) = 93/131.
+    assert r.krippendorff_alpha.value == pytest.approx(93 / 131)
+    # The library oracle for Cohen's kappa agrees.
+    a, b = zip(*HAND)
+    assert r.cohen_kappa.value == pytest.approx(cohen_kappa_score(a, b))
+    for e in r.estimates().values():
+        assert e.ci_low <= e.value <= e.ci_high
+
+
+def test_two_by_two_kappa():
+    # (N,N) x4, (L1,L1) x4, (N,L1), (L1,N): p_o = .8, both marginals .5/.5, p_e = .5,
+    # kappa = (.8 - .5) / (1 - .5) = 0.6. With two classes one weight scales out, so weighted = 0.6.
+    r = ag.read_agreement(reads_from_pairs([("N", "N")] * 4 + [("L1", "L1")] * 4 + [("N", "L1"), ("L1", "N")]),
+                          n_boot=0)
+    assert r.cohen_kappa.value == pytest.approx(0.6)
+    assert r.cohen_kappa_weighted.value == pytest.approx(0.6)
+    assert math.isnan(r.cohen_kappa.ci_low)  # n_boot=0: no CI
+
+
+def test_degree_weights():
+    w = pd.DataFrame(ag.DEGREE_WEIGHTS, index=ag.CLASSES, columns=ag.CLASSES)
+    assert np.allclose(np.diag(w), 0) and np.allclose(w, w.T)
+    assert w.loc["N", "L1"] == pytest.approx(1 / 3) and w.loc["N", "R3"] == pytest.approx(1)
+    assert w.loc["L1", "L3"] == pytest.approx(2 / 3) and w.loc["R2", "R3"] == pytest.approx(1 / 3)
+    assert w.loc["L1", "R1"] == 1 and w.loc["L3", "R3"] == 1
+
+
+def test_weight_matrix_semantics_match_sklearn_linear():
+    # On the signed axis R3..L3 = -3..3, linear weights |s_i - s_j| / 6 through our path must give
+    # sklearn's weights='linear' kappa: proof that statsmodels reads our matrix as disagreement weights.
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 7, 300)
+    b = np.where(rng.random(300) < 0.6, a, rng.integers(0, 7, 300))
+    signed = ag.DEGREES * np.where(ag.SIDES == 2, -1, 1)
+    table = confusion_matrix(a, b, labels=range(7)).astype(float)
+    ours = ag._library_kappa(table, np.abs(signed[:, None] - signed[None, :]) / 6)
+    assert ours == pytest.approx(cohen_kappa_score(signed[a], signed[b], weights="linear"))
+
+
+def test_bootstrap_replicates_equal_the_libraries():
+    # The vectorised replicate of each measure, on the observed counts, equals the library value,
+    # with images read 2, 3 and 4 times.
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(300):
+        truth = rng.integers(0, 7)
+        for k in range(rng.choice([2, 3, 3, 4])):
+            lab = truth if rng.random() < 0.7 else rng.integers(0, 7)
+            rows.append({"image_id": i, "reader": f"r{k}", "label": ag.CLASSES[lab],
+                         "submitted_at": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=k)})
+    prep = ag.prepare_reads(pd.DataFrame(rows))
+    P, w0 = prep.patterns, prep.pattern_weights()
+    observed = ag._Counts(P, w0[None, :])
+    for m in (ag.COHEN, ag.COHEN_WEIGHTED, ag._fleiss_measure(3), ag.ALPHA, *ag._class_measures(2)[1:]):
+        assert m.replicate(observed)[0][0] == pytest.approx(m.library(P, w0)), m.name
+
+
+def test_three_readers_fleiss_alpha_and_pairs():
+    # Four images, readers A, B, C: (N,N,N), (L1,L1,L1), (N,N,L1), (L1,L1,N).
+    # Fleiss: P_i = 1, 1, 1/3, 1/3 -> P_bar = 2/3; p_N = p_L1 = .5 -> P_e = .5; kappa = 1/3.
+    # Krippendorff: coincidences NN = 3+1, L1L1 = 3+1, N-L1 = L1-N = 2; n = 12;
+    # D_e cells 6*6/11 twice = 72/11; alpha = 1 - 4 / (72/11) = 7/18.
+    reads = reads_from_pairs([("N",) * 3, ("L1",) * 3, ("N", "N", "L1"), ("L1", "L1", "N")], readers=("A", "B", "C"))
+    r = ag.read_agreement(reads, n_boot=100)
+    assert r.fleiss_kappa.value == pytest.approx(1 / 3)
+    assert r.krippendorff_alpha.value == pytest.approx(7 / 18)
+    assert r.percent_agreement.value == pytest.approx(0.5)  # unanimous on 2 of 4
+    assert r.cohen_kappa.value == pytest.approx(1.0)  # first vs second read = A vs B, always equal
+    pairs = {(c.meta["reader_a"], c.meta["reader_b"]): c for c in ag.reader_pairs(reads, n_boot=0)}
+    assert set(pairs) == {("A", "B"), ("A", "C"), ("B", "C")}
+    # A vs C: (N,N), (L1,L1), (N,L1), (L1,N): p_o = .5, p_e = .5, kappa = 0.
+    assert pairs[("A", "C")].cohen_kappa.value == pytest.approx(0.0)
+    assert pairs[("A", "C")].agreement.value == pytest.approx(0.5)
+
+
+def test_fleiss_uses_the_most_common_read_count_and_says_so():
+    reads = reads_from_pairs([("N", "N"), ("L1", "L1"), ("N", "L1"), ("N", "N", "N")], readers=("A", "B", "C"))
+    f = ag.read_agreement(reads, n_boot=0).fleiss_kappa
+    assert f.n == 3 and "1 images with another count left out" in f.reason
+
+
+def test_one_class_only_is_undefined_not_an_error():
+    r = ag.read_agreement(reads_from_pairs([("N", "N")] * 5), n_boot=50)
+    assert r.percent_agreement.value == 1.0 and (r.percent_agreement.ci_low, r.percent_agreement.ci_high) == (1, 1)
+    assert r.degree_agreement.value == 1.0
+    assert math.isnan(r.side_agreement.value) and r.side_agreement.n == 0 and "side" in r.side_agreement.reason
+    for e in (r.cohen_kappa, r.cohen_kappa_weighted, r.fleiss_kappa, r.krippendorff_alpha):
+        assert math.isnan(e.value) and "single class" in e.reason and e.n == 5
+
+
+def test_all_agree_gives_one():
+    r = ag.read_agreement(reads_from_pairs([("N", "N"), ("L2", "L2"), ("R3", "R3")] * 4), n_boot=100)
+    for e in r.estimates().values():
+        assert e.value == pytest.approx(1.0), e
+    assert r.cohen_kappa.ci_high == 1.0
+
+
+@pytest.mark.parametrize("reads", [
+    reads_from_pairs([("N",), ("L1",), ("R2",)], readers=("A",)),                 # one reader, one read each
+    reads_from_pairs([("N",), ("L1",), ("R2",), ("L1",)], readers=("A",)).assign(  # two readers, no overlap
+        reader=["A", "B", "A", "B"]),
+    pd.DataFrame(),                                                               # empty, no columns
+    pd.DataFrame(columns=list(ag.READ_COLUMNS)),                                  # empty, with columns
+])
+def test_nothing_to_compare_gives_nan_with_reasons(reads):
+    r = ag.read_agreement(reads)
+    assert r.n_double_read == 0
+    for e in r.estimates().values():
+        assert math.isnan(e.value) and e.n == 0 and e.reason
+    assert ag.reader_pairs(reads) == []
+    assert ag.class_agreement(reads)["specific_agreement"].isna().all()
+    s = ag.summary(reads, finals=pd.DataFrame({"image_id": [], "final_label": []}), n_boot=20)
+    json.dumps(s, allow_nan=False)
+    assert s["agreement"]["cohen_kappa"]["value"] is None
+    assert s["agreement"]["cohen_kappa"]["reason"] == "no image has two graded reads"
+
+
+def test_one_reader_reading_twice_is_intra_reader_agreement():
+    reads = reads_from_pairs([("N", "N"), ("L1", "L2"), ("R1", "R1")], readers=("A",))
+    pairs = ag.reader_pairs(reads, n_boot=0)
+    assert len(pairs) == 1 and pairs[0].name == "A vs A" and pairs[0].n == 3
+    assert pairs[0].agreement.value == pytest.approx(2 / 3)
+    assert pairs[0].confusion.loc["L1", "L2"] == 1  # first read in rows
+
+
+def test_cannot_grade_and_invalid_labels_are_excluded_and_counted():
+    reads = reads_from_pairs([("N", "N"), ("L1", None), ("L1", "L1"), ("R1", "XX")])
+    r = ag.read_agreement(reads, n_boot=0)
+    assert (r.n_cannot_grade, r.n_invalid_label, r.n_double_read) == (1, 1, 2)
+    assert r.percent_agreement.value == 1.0
+    dist = ag.reader_label_distribution(reads).set_index(["reader", "label"])
+    assert dist.loc[("B", "cannot grade"), "n"] == 1
+
+
+def test_image_order_follows_submission_time_not_row_order():
+    reads = reads_from_pairs([("N", "L1")]).iloc[::-1]  # B's later read comes first in the frame
+    prep = ag.prepare_reads(reads)
+    assert (prep.images.loc[0, "first"], prep.images.loc[0, "second"]) == (0, 1)  # N then L1
+
+
+def test_bootstrap_is_seeded():
+    reads = reads_from_pairs(HAND * 3)
+    a = ag.read_agreement(reads, n_boot=300, seed=4).cohen_kappa
+    b = ag.read_agreement(reads, n_boot=300, seed=4).cohen_kappa
+    c = ag.read_agreement(reads, n_boot=300, seed=5).cohen_kappa
+    assert a == b and (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
+    wider = ag.read_agreement(reads, n_boot=300, seed=4, confidence=0.99).cohen_kappa
+    assert wider.ci_low <= a.ci_low and wider.ci_high >= a.ci_high
+
+
+def test_breakdowns_per_movement_source_synthetic():
+    pairs = [("N", "N"), ("L1", "L1"), ("N", "L1"), ("L2", "L3")]
+    reads = reads_from_pairs(pairs, movements=["MV1", "MV1", "MV4", "MV4"], sources=["hospital", "mobile"] * 2,
+                             synthetic=[True, False, True, False])
+    mv = ag.agreement_by(reads, "movement", n_boot=0).set_index("movement")
+    assert list(mv.index) == ["MV1", "MV4"]
+    assert mv.loc["MV1", "percent_agreement"] == 1.0 and mv.loc["MV4", "percent_agreement"] == 0.0
+    assert mv.loc["MV1", "cohen_kappa"] == pytest.approx(1.0)
+    # MV4: (N,L1), (L2,L3) differ; degree agreement 0; side: (L2,L3) only lateral pair, same side.
+    assert mv.loc["MV4", "degree_agreement"] == 0.0 and mv.loc["MV4", "side_agreement"] == 1.0
+    src = ag.agreement_by(reads, "source", n_boot=0).set_index("source")
+    assert src.loc["hospital", "percent_agreement"] == pytest.approx(0.5) and src.loc["hospital", "n_images"] == 2
+    syn = ag.agreement_by(reads, "synthetic", n_boot=0)
+    assert list(syn["synthetic"]) == ["real", "synthetic"] and syn["percent_agreement"].tolist() == [0.5, 0.5]
+
+
+def test_per_class_specific_agreement():
+    per = ag.class_agreement(reads_from_pairs(HAND), n_boot=0).set_index("class")
+    # Specific agreement = 2 n_cc / (reads of c by A + reads of c by B):
+    # N: 2*3 / (4 + 3) = 6/7; L1: 2*3 / (4 + 4) = 3/4; R1: 2*2 / (2 + 3) = 4/5.
+    assert per.loc["N", "specific_agreement"] == pytest.approx(6 / 7)
+    assert per.loc["L1", "specific_agreement"] == pytest.approx(3 / 4)
+    assert per.loc["R1", "specific_agreement"] == pytest.approx(4 / 5)
+    assert math.isnan(per.loc["L3", "specific_agreement"]) and per.loc["L3", "n_reads"] == 0
+    # One-vs-rest kappa for R1: table [[2, 0], [1, 7]] -> p_o = .9, p_e = .2*.3 + .8*.7 = .62,
+    # kappa = .28 / .38 = 14/19.
+    assert per.loc["R1", "kappa_one_vs_rest"] == pytest.approx(14 / 19)
+    assert list(per.index) == list(ag.CLASSES)
+
+
+def test_reader_pair_orientation_and_confusion_axes():
+    reads = reads_from_pairs([("N", "L1"), ("L2", "L2")], readers=("zoe", "adam"))
+    (pair,) = ag.reader_pairs(reads, n_boot=0)
+    assert (pair.meta["reader_a"], pair.meta["reader_b"]) == ("adam", "zoe")
+    cm = pair.confusion
+    assert list(cm.index) == list(ag.CLASSES) and list(cm.columns) == list(ag.CLASSES)
+    assert cm.loc["L1", "N"] == 1 and cm.loc["L2", "L2"] == 1 and cm.to_numpy().sum() == 2
+    assert cm.index.name == "reader adam" and cm.columns.name == "reader zoe"
+
+
+def test_check_rates():
+    checks = pd.DataFrame({"image_id": range(110),
+                           "check1": ["agree"] * 97 + ["disagree"] * 3 + [None] * 10,
+                           "check2": ["accepted"] * 93 + ["mismatch"] * 7 + [None] * 10})
+    rates = ag.check_rates(checks, n_boot=200)
+    assert rates.check1.value == pytest.approx(0.97) and rates.check1.n == 100
+    assert rates.check2.value == pytest.approx(0.93) and rates.check2.n == 100
+    assert rates.check1.ci_low < 0.97 < rates.check1.ci_high
+    empty = ag.check_rates(None)
+    assert math.isnan(empty.check1.value) and empty.check1.reason == "no check-1 result"
+
+
+def test_confusion_frame_matches_sklearn_and_keeps_absent_classes():
+    ref = ["N", "N", "L1", "R3", None]
+    lab = ["N", "L1", "L1", "R3", "N"]
+    cm = ag.confusion_frame(ref, lab)
+    assert cm.shape == (7, 7) and cm.loc["L3"].sum() == 0
+    expected = confusion_matrix(ref[:4], lab[:4], labels=list(ag.CLASSES))
+    assert (cm.to_numpy() == expected).all()
+
+
+def test_model_evaluation_precision_sensitivity_accuracy():
+    # true:      N  N  L1 L1 L1 R2
+    # predicted: N  L1 L1 L1 N  R2
+    # precision: N 1/2 (one of two predicted N right), L1 2/3, R2 1; sensitivity: N 1/2, L1 2/3, R2 1;
+    # accuracy 4/6; never-predicted classes have NaN precision, absent classes NaN sensitivity.
+    preds = pd.DataFrame({"image_id": range(6), "movement": ["MV1", "MV1", "MV2", "MV2", "MV2", "MV3"],
+                          "label": ["N", "N", "L1", "L1", "L1", "R2"], "predicted": ["N", "L1", "L1", "L1", "N", "R2"],
+                          "prob_N": 0.5})
+    (run,) = ag.evaluate_runs(preds, n_boot=100)
+    pc = run.per_class.set_index("class")
+    assert pc.loc["N", "precision"] == pytest.approx(0.5) and pc.loc["L1", "precision"] == pytest.approx(2 / 3)
+    assert pc.loc["N", "sensitivity"] == pytest.approx(0.5) and pc.loc["R2", "sensitivity"] == 1.0
+    assert math.isnan(pc.loc["L3", "precision"]) and math.isnan(pc.loc["L3", "sensitivity"])
+    assert run.agreement.value == pytest.approx(4 / 6) and run.name == "model"
+    norm = run.confusion_normalised
+    assert norm.loc["N"].tolist()[:2] == [0.5, 0.5] and norm.loc["L3"].isna().all()
+    assert run.balanced_accuracy == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+    mv = run.per_movement.set_index("movement")
+    assert mv.loc["MV1", "agreement"] == 0.5 and mv.loc["MV2", "agreement"] == pytest.approx(2 / 3)
+
+
+def test_runs_side_by_side_and_movement_table():
+    base = pd.DataFrame({"image_id": range(4), "movement": ["MV1", "MV1", "MV2", "MV2"],
+                         "label": ["N", "L1", "L2", "R1"]})
+    preds = {"idfnp": base.assign(predicted=["N", "L1", "L2", "R1"], arch="idfnp"),
+             "resnet50": base.assign(predicted=["N", "L1", "L2", "N"], arch="resnet50")}
+    runs = ag.evaluate_runs(preds, n_boot=0)
+    table9 = ag.compare_runs(runs)
+    assert table9["run"].tolist() == ["idfnp", "resnet50"] and table9["accuracy"].tolist() == [1.0, 0.75]
+    assert table9.loc[1, "arch"] == "resnet50"
+    reads = reads_from_pairs([("N", "N"), ("L1", "L2"), ("L2", "L2"), ("R1", "R1")],
+                             movements=["MV1", "MV1", "MV2", "MV2"])
+    finals = pd.DataFrame({"image_id": [f"img{i}" for i in range(4)], "final_label": ["N", "L1", "L2", "R1"]})
+    ranges = pd.DataFrame({"image_id": finals["image_id"], "range_class": ["N", "L2", "L2", "R1"],
+                           "range_class_anas": ["N", "N", "N", "N"]})
+    asym = ag.asymmetry_vs_final(ranges, finals, reads, n_boot=0)
+    assert [c.name for c in asym] == ["asymmetry range_class", "asymmetry range_class_anas"]
+    assert asym[0].agreement.value == 0.75 and asym[1].agreement.value == 0.25
+    t7 = ag.movement_table(ag.agreement_by(reads, "movement", n_boot=0), asym + runs).set_index("movement")
+    assert list(t7.index) == [*ag.MOVEMENTS, "all"]
+    assert t7.loc["MV1", "asymmetry range_class"] == 0.5 and t7.loc["MV2", "resnet50"] == 0.5
+    assert t7.loc["MV1", "neurologists (double-read agreement)"] == 0.5
+    assert t7.loc["all", "neurologists (double-read agreement)"] == 0.75 and t7.loc["all", "idfnp"] == 1.0
+    assert math.isnan(t7.loc["MV0", "idfnp"])
+
+
+def test_readers_vs_final():
+    reads = reads_from_pairs([("N", "N"), ("L1", "L2")])
+    finals = pd.DataFrame({"image_id": ["img0", "img1"], "final_label": ["N", "L2"]})
+    by = {c.name: c for c in ag.readers_vs_final(reads, finals, n_boot=0)}
+    assert by["A"].agreement.value == 0.5 and by["B"].agreement.value == 1.0
+    assert by["A"].confusion.loc["L2", "L1"] == 1  # final in rows
+
+
+def test_over_time_distribution_and_reading_times():
+    reads = reads_from_pairs([("N", "N"), ("L1", "L2"), ("N", "N"), ("R1", "R1")], start="2024-01-01")
+    reads.loc[reads["image_id"].isin(["img2", "img3"]), "submitted_at"] += pd.Timedelta(days=14)
+    ot = ag.agreement_over_time(reads, "W")
+    assert ot["n_images"].tolist() == [2, 2] and ot["percent_agreement"].tolist() == [0.5, 1.0]
+    dist = ag.reader_label_distribution(reads)
+    assert dist.groupby("reader")["share"].sum().round(9).eq(1).all()
+    times = ag.reading_time_summary(reads).set_index("reader")
+    assert times.loc["A", "median"] == 1.0 and times.loc["B", "median"] == 2.0 and times.loc["all", "n"] == 8
+
+
+def test_published_figures_and_headline():
+    pub = ag.published_figures()
+    hb = pub[pub["statistic"].str.startswith("Cohen")].iloc[0]
+    assert hb["low"] == 0.54 and "Reitzen" in hb["source"]
+    assert {"check-1 agreement", "check-2 agreement", "side agreement", "degree agreement"} <= set(pub["statistic"])
+    result = ag.audit(reads_from_pairs(HAND), n_boot=50)
+    head = result.headline().set_index("statistic")
+    assert head.loc["side agreement", "ours"] == pytest.approx(5 / 6)
+    assert head.loc["ICC", "ours_note"].iloc[0] == "not measured here"
+
+
+def test_summary_is_json_and_report_csv_is_injection_safe():
+    reads = reads_from_pairs(HAND, readers=("=HYPERLINK(\"x\")", "B"))
+    finals = pd.DataFrame({"image_id": [f"img{i}" for i in range(10)], "final_label": [a for a, _ in HAND]})
+    checks = pd.DataFrame({"image_id": finals["image_id"], "check1": ["agree"] * 8 + ["disagree"] * 2,
+                           "check2": ["accepted"] * 7 + ["mismatch"] + [None] * 2})
+    result = ag.audit(reads, finals, finals.rename(columns={"final_label": "range_class"}), checks, n_boot=50)
+    s = result.to_dict()
+    text = json.dumps(s, allow_nan=False)
+    assert s["checks"]["check1"]["value"] == 0.8 and s["checks"]["check2"]["value"] == 0.875
+    assert s["agreement"]["cohen_kappa"]["value"] == pytest.approx(23 / 33)
+    assert len(s["reader_pairs"][0]["confusion"]["values"]) == 7 and "HYPERLINK" in text
+    csv = ag.report_csv(result)
+    assert "'=HYPERLINK" in csv and "\n=HYPERLINK" not in csv and ",=HYPERLINK" not in csv
+    tables = pd.read_csv(pd.io.common.StringIO(csv))
+    assert {"headline", "per_movement", "reader_pairs", "published"} <= set(tables["table"])
+
+
+def test_safe_csv_cell():
+    assert [safe_csv_cell(v) for v in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", "")] == \
+        ["'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", ""]
+    assert safe_csv_cell(-0.5) == -0.5 and safe_csv_cell(None) is None
+    f = safe_csv_frame(pd.DataFrame({"=a": ["=x", "y"], "n": [-1, 2]}))
+    assert list(f.columns) == ["'=a", "n"] and f["'=a"].tolist() == ["'=x", "y"]
+    assert f["n"].tolist() == [-1, 2]
+
+
+def test_figures_build_with_data_and_when_empty():
+    result = ag.audit(reads_from_pairs(HAND, movements=["MV1", "MV2"] * 5), n_boot=20)
+    pair = result.reader_pairs[0]
+    heat = plots.confusion_heatmap(pair.confusion, normalise=True)
+    assert isinstance(heat, go.Figure) and len(heat.data[0].z) == 7
+    for fig in (plots.agreement_over_time_figure(result.over_time),
+                plots.label_distribution_figure(result.label_distribution),
+                plots.reading_time_figure(result.reading_times),
+                plots.agreement_over_time_figure(pd.DataFrame()),
+                plots.label_distribution_figure(pd.DataFrame()),
+                plots.reading_time_figure(pd.DataFrame()),
+                plots.asymmetry_scatter(pd.DataFrame(), None)):
+        assert isinstance(fig, go.Figure)
+    points = pd.DataFrame({"rgas": [0.1, 0.5, -0.4], "anas": [0.0, 2.0, -1.5], "label": ["N", "L2", "R1"]})
+    boxes = pd.DataFrame({"cls": ["L2", "R1"], "rgas_lo": [0.3, -0.6], "rgas_hi": [0.7, -0.2], "anas_lo": [1, -2],
+                          "anas_hi": [3, -1], "n": [40, 3], "enough": [True, False]})
+    fig = plots.asymmetry_scatter(points, boxes, movement="MV4", highlight={"rgas": 0.5, "anas": 2.5, "label": "img9"})
+    assert len(fig.layout.shapes) == 2 and fig.layout.shapes[1].line.dash == "dash"
+    assert fig.data[-1].marker.symbol == "star"
+
+
+def test_report_html_is_self_contained_and_escaped():
+    reads = reads_from_pairs(HAND, readers=("<script>alert(1)</script>", "B"))
+    html = plots.report_html(ag.audit(reads, n_boot=20), title="Audit <b>")
+    assert html.startswith("<!DOCTYPE html>") and "Audit &lt;b&gt;" in html
+    assert "<script>alert(1)" not in html and "<script src" not in html.lower()
+    assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inline
+    assert "Reitzen" in html
