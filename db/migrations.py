@@ -13,7 +13,7 @@ from db.access import now, transaction
 CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
 MOVEMENTS = ("MV0", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6")
 SOURCES = ("hospital", "mobile")
-APPEND_ONLY = ("reads", "adjudications", "audit_log")
+APPEND_ONLY = ("reads", "adjudications", "audit_log")  # more in later migrations: see _append_only calls
 
 
 def _in(values) -> str:
@@ -166,9 +166,48 @@ M0002_MEASUREMENTS = [
     *_append_only("quality_overrides"),
 ]
 
+M0003_WORKFLOW = [
+    # The read queue: one row per image x read slot. A work queue is mutable by nature (leases
+    # come and go); the reads themselves stay append-only events in `reads`, and
+    # `labeling.queue.rebuild_slots` can rebuild this table from them at any time.
+    """CREATE TABLE read_slots (
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        slot INTEGER NOT NULL CHECK (slot >= 1),
+        reader_id INTEGER REFERENCES users(id),
+        lease_expires TEXT,
+        read_id INTEGER REFERENCES reads(id),
+        reserved_for INTEGER REFERENCES users(id),
+        available_at TEXT,
+        PRIMARY KEY (image_id, slot))""",
+    "CREATE INDEX read_slots_open ON read_slots(image_id, slot) WHERE read_id IS NULL",
+    "CREATE INDEX read_slots_reader ON read_slots(reader_id, image_id)",
+    "CREATE INDEX reads_supersedes ON reads(supersedes) WHERE supersedes IS NOT NULL",
+    """CREATE TABLE range_tables (
+        version TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        params TEXT NOT NULL,
+        table_json TEXT NOT NULL)""",
+    *_append_only("range_tables"),
+    f"""CREATE TABLE check2_results (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        range_version TEXT NOT NULL REFERENCES range_tables(version),
+        consensus TEXT NOT NULL CHECK (consensus IN {_in(CLASSES)}),
+        range_class TEXT,
+        distance REAL,
+        out_of_range INTEGER NOT NULL DEFAULT 0,
+        outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'mismatch', 'undetermined')),
+        message TEXT NOT NULL DEFAULT '',
+        at TEXT NOT NULL)""",
+    "CREATE INDEX check2_image ON check2_results(image_id)",
+    *_append_only("check2_results"),
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
+    (3, "read queue, range tables and check-2 results", M0003_WORKFLOW),
 ]
 
 

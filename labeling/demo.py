@@ -5,6 +5,7 @@ something to agree and disagree about. Everything here is marked synthetic / sim
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -19,9 +20,12 @@ from db.migrations import CLASSES, MOVEMENTS
 from labeling.importer import ImportReport, import_rows, sha256_bytes
 from labeling.manifest import ManifestRow
 from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
-from labeling.users import add_user, get_user
+from labeling.queue import claim_next, ensure_slots, release, submit_read
+from labeling.users import User, add_user, get_user
+from labeling.workflow import adjudicate, adjudication_queue, learn_and_store_ranges, run_check2
 
 SIM_READERS = ("sim-reader-a", "sim-reader-b")
+SIM_ADJUDICATOR = "sim-adjudicator"
 BLURRY_SHARE = 0.05
 DISTANT_SHARE = 0.05
 
@@ -89,27 +93,64 @@ def _simulated_label(truth: str, accuracy: float, rng: np.random.Generator) -> s
 
 
 def simulate_reads(db: sqlite_utils.Database, accuracy: float, seed: int = 0, actor: str | None = None) -> int:
-    """Give every synthetic image without reads two simulated blind reads; return how many were written."""
+    """Let two simulated readers read every open synthetic slot through the real queue; return reads written.
+
+    Each read is the hidden truth with probability `accuracy`, else a neighbouring grade. The
+    reads are flagged `simulated` and go through the same claim/submit path as a person's.
+    """
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError("reader accuracy must be between 0 and 1")
-    readers = []
-    for name in SIM_READERS:
-        user = get_user(db, name) or add_user(db, name, None, ["reader"], actor=actor)
-        readers.append(user.id)
+    ensure_slots(db)
+    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
     rng = np.random.default_rng(seed + 2)
-    rows = db.execute("SELECT g.image_id, g.label FROM ground_truth g JOIN images i ON i.id = g.image_id "
-                      "WHERE i.synthetic = 1 AND NOT EXISTS (SELECT 1 FROM reads r WHERE r.image_id = g.image_id) "
-                      "ORDER BY g.image_id").fetchall()
     written = 0
+    t = dt.datetime.now(dt.timezone.utc)
+    for name in SIM_READERS:
+        reader = get_user(db, name) or add_user(db, name, None, ["reader"], actor=actor)
+        while (claim := claim_next(db, reader, now=t)) is not None:
+            if claim.image_id not in truth:  # a real photo: simulated readers never touch those
+                release(db, reader)
+                break
+            ms = int(rng.gamma(4.0, 600.0))
+            started = (t - dt.timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+            submit_read(db, reader, claim.image_id, _simulated_label(truth[claim.image_id], accuracy, rng),
+                        started_at=started, now=t, simulated=True)
+            written += 1
     with transaction(db) as conn:
-        for image_id, truth in rows:
-            for reader in readers:
-                ms = int(rng.gamma(4.0, 600.0))
-                conn.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at, duration_ms, simulated) "
-                             "VALUES (?, ?, ?, ?, ?, 1)", (image_id, reader, _simulated_label(truth, accuracy, rng), now(), ms))
-                written += 1
         audit(conn, actor, "demo.reads_simulated", "reads", None, count=written, accuracy=accuracy)
     return written
+
+
+def simulate_adjudication(db: sqlite_utils.Database, actor: str | None = None) -> int:
+    """Let a simulated adjudicator decide every synthetic image awaiting adjudication from the hidden truth.
+
+    Returns the number of decisions. Flagged `simulated`; real photos are never touched.
+    """
+    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
+    judge = get_user(db, SIM_ADJUDICATOR) or add_user(db, SIM_ADJUDICATOR, None, ["adjudicator"], actor=actor)
+    done = 0
+    for image_id in adjudication_queue(db, judge).image_id:
+        if int(image_id) in truth:
+            adjudicate(db, judge, int(image_id), truth[int(image_id)], simulated=True)
+            done += 1
+    return done
+
+
+def carry_to_final(db: sqlite_utils.Database, store: Path, accuracy: float = 0.9, seed: int = 0,
+                   actor: str | None = None) -> dict:
+    """Take the synthetic demo to final labels: simulated reads, measurement, ranges, check 2, adjudication.
+
+    Returns counts of what each step did. Everything written is marked simulated/synthetic.
+    """
+    from asymmetry.measure import measure_pending
+
+    reads = simulate_reads(db, accuracy, seed, actor)
+    measured = measure_pending(db, store)
+    coordinator = User(0, actor or "demo", frozenset({"coordinator"}))
+    learn_and_store_ranges(db, coordinator)
+    check2 = run_check2(db)
+    decided = simulate_adjudication(db, actor)
+    return {"reads": reads, "measured": sum(measured.values()), "check2": check2, "adjudicated": decided}
 
 
 def load_demo(db: sqlite_utils.Database, store: Path, subjects: int = 14, seed: int = 0,
@@ -135,6 +176,7 @@ def load_demo(db: sqlite_utils.Database, store: Path, subjects: int = 14, seed: 
         for digest, label in truth.items():
             conn.execute("INSERT OR IGNORE INTO ground_truth (image_id, label, generator) "
                          "SELECT id, ?, ? FROM images WHERE sha256 = ?", (label, GENERATOR, digest))
+    ensure_slots(db)
     reads = simulate_reads(db, simulate_readers, seed, actor) if simulate_readers is not None else 0
     return DemoResult(report, len(rows), reads)
 

@@ -185,6 +185,9 @@ def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow],
         conn.execute("UPDATE imports SET finished_at = ?, counts = ? WHERE id = ?",
                      (now(), json.dumps(report.counts()), report.import_id))
         audit(conn, actor, "import.finished", "import", report.import_id, **report.counts())
+    from labeling.queue import ensure_slots
+
+    ensure_slots(db)  # every new image gets its read slots
     return report
 
 

@@ -1,0 +1,265 @@
+"""The triple-check state of every image, derived from append-only events, and checks 2 and 3.
+
+State of an image, from its events (DESIGN §3):
+  awaiting_read_N       fewer effective reads than `reads_per_image` (N = the next read)
+  agreed                all reads give the same label (check-1 consensus); check 2 not yet done
+  accepted              check 2's range class equals the consensus (or check 2 is switched off)
+  awaiting_adjudication reads disagree, a reader could not grade it, check 2 disagreed, or
+                        check 2 could not measure the face
+  final                 an adjudicator gave the final label
+  excluded              an adjudicator excluded the image, with a reason
+Nothing here is stored as a status: re-deriving it from the events always gives the same answer.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlite_utils
+
+from asymmetry.measure import LANDMARK_VERSION
+from asymmetry.indices import INDEX_VERSION
+from asymmetry.ranges import RangeTable, learn_ranges
+from db.access import audit, now, transaction
+from db.migrations import CLASSES
+from labeling import settings
+from labeling.permissions import require
+from labeling.users import User
+
+STATES = ("awaiting_read_1", "awaiting_read_2", "agreed", "accepted", "awaiting_adjudication", "final", "excluded")
+MAX_REASON = 500
+
+
+class WorkflowError(ValueError):
+    """A workflow action is not possible in the image's current state; the message says why."""
+
+
+_STATE_SQL = """
+WITH eff AS (
+    SELECT image_id, label, cannot_grade, submitted_at FROM reads r
+    WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id)),
+agg AS (
+    SELECT image_id, count(*) AS n, min(label) AS lo, max(label) AS hi, count(label) AS labelled,
+           max(submitted_at) AS last_read FROM eff GROUP BY image_id),
+adj AS (
+    SELECT a.image_id, a.decision, a.label FROM adjudications a
+    WHERE a.id = (SELECT max(id) FROM adjudications b WHERE b.image_id = a.image_id)),
+c2 AS (
+    SELECT c.image_id, c.outcome, c.consensus, c.range_class, c.at FROM check2_results c
+    WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id))
+SELECT i.id AS image_id, i.movement, i.source, i.synthetic, i.subject_id,
+       coalesce(agg.n, 0) AS n_reads, agg.lo, agg.hi, coalesce(agg.labelled, 0) AS labelled, agg.last_read,
+       adj.decision, adj.label AS adjudicated_label,
+       c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at
+FROM images i
+LEFT JOIN agg ON agg.image_id = i.id
+LEFT JOIN adj ON adj.image_id = i.id
+LEFT JOIN c2 ON c2.image_id = i.id
+"""
+
+
+def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> pd.DataFrame:
+    """Return one row per image: its state, consensus, final label and why it needs adjudication."""
+    sql = _STATE_SQL + (f" WHERE i.id IN ({','.join('?' * len(image_ids))})" if image_ids else "")
+    df = pd.read_sql_query(sql, db.conn, params=image_ids or None)
+    k = int(settings.get(db, "reads_per_image"))
+    check2_on = bool(settings.get(db, "check2_enabled"))
+    complete = df.n_reads >= k
+    agree = complete & (df.labelled == df.n_reads) & (df.lo == df.hi)
+    consensus = df.lo.where(agree)
+    c2_valid = df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
+    state = pd.Series("awaiting_read_1", index=df.index, dtype=object)
+    state[(df.n_reads > 0) & ~complete] = "awaiting_read_" + (df.n_reads + 1).astype(str)
+    state[complete & ~agree] = "awaiting_adjudication"
+    state[agree] = "agreed" if check2_on else "accepted"
+    if check2_on:
+        state[agree & c2_valid & (df.check2 == "accepted")] = "accepted"
+        state[agree & c2_valid & df.check2.isin(["mismatch", "undetermined"])] = "awaiting_adjudication"
+    state[df.decision == "final"] = "final"
+    state[df.decision == "exclude"] = "excluded"
+    reason = pd.Series("", index=df.index, dtype=object)
+    reason[complete & ~agree & (df.labelled < df.n_reads)] = "a reader could not grade it"
+    reason[complete & ~agree & (df.labelled == df.n_reads)] = "check 1: the reads disagree"
+    if check2_on:
+        reason[agree & c2_valid & (df.check2 == "mismatch")] = "check 2: range class differs from the reads"
+        reason[agree & c2_valid & (df.check2 == "undetermined")] = "check 2: the face could not be measured"
+    final = pd.Series(None, index=df.index, dtype=object)
+    final[state == "accepted"] = consensus[state == "accepted"]
+    final[state == "final"] = df.adjudicated_label[state == "final"]
+    out = df[["image_id", "movement", "source", "synthetic", "subject_id", "n_reads", "check2", "range_class"]].copy()
+    out["consensus"] = consensus
+    out["state"] = state
+    out["reason"] = reason
+    out["final_label"] = final
+    return out
+
+
+def state_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    """Return how many images are in each state (every state present, zeros included)."""
+    counts = image_states(db).state.value_counts().to_dict()
+    k = int(settings.get(db, "reads_per_image"))
+    names = [f"awaiting_read_{n}" for n in range(1, k + 1)] + list(STATES[2:])
+    return {s: int(counts.get(s, 0)) for s in names}
+
+
+def final_labels(db: sqlite_utils.Database) -> pd.DataFrame:
+    """Return image_id, final_label and how it was reached ('check 2', 'check 1' or 'adjudication')."""
+    st = image_states(db)
+    st = st[st.state.isin(["accepted", "final"])]
+    how = st.state.map({"final": "adjudication", "accepted": "check 2" if settings.get(db, "check2_enabled") else "check 1"})
+    return pd.DataFrame({"image_id": st.image_id, "final_label": st.final_label, "how": how}).reset_index(drop=True)
+
+
+# ---- ranges and check 2 -------------------------------------------------------------------
+
+
+def _current_measurements(db: sqlite_utils.Database) -> pd.DataFrame:
+    return pd.read_sql_query(
+        "SELECT m.image_id, m.status, m.rgas_signed, m.anas_signed FROM measurements m "
+        "WHERE m.landmark_version = ? AND m.index_version = ?", db.conn, params=[LANDMARK_VERSION, INDEX_VERSION])
+
+
+def learn_and_store_ranges(db: sqlite_utils.Database, actor: User) -> RangeTable:
+    """Learn the range table from the check-1 consensus images, store it as a new version; return it."""
+    require(actor, "ranges.learn")
+    st = image_states(db)
+    cons = st[st.consensus.notna()][["image_id", "movement", "consensus"]]
+    meas = _current_measurements(db)
+    rows = cons.merge(meas[meas.status == "ok"], on="image_id").rename(columns={"consensus": "label"})
+    params = {k: settings.get(db, k) for k in ("range_lo", "range_hi", "range_min_count")}
+    table = learn_ranges(rows[["movement", "label", "rgas_signed", "anas_signed"]], lo=params["range_lo"],
+                         hi=params["range_hi"], min_count=int(params["range_min_count"]))
+    with transaction(db) as conn:
+        exists = conn.execute("SELECT 1 FROM range_tables WHERE version = ?", (table.version,)).fetchone()
+        if not exists:
+            conn.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
+                         (table.version, now(), actor.name, json.dumps({**params, "images": len(rows)}), table.to_json()))
+            audit(conn, actor.name, "ranges.learned", "range_table", table.version, images=len(rows))
+    return table
+
+
+def latest_ranges(db: sqlite_utils.Database) -> RangeTable | None:
+    """Return the newest stored range table, or None before any was learned."""
+    row = db.execute("SELECT table_json FROM range_tables ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+    return RangeTable.from_json(row[0]) if row else None
+
+
+def run_check2(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> dict[str, int]:
+    """Run check 2 on agreed images without a valid result; return counts per outcome.
+
+    Uses the newest range table and records its version with each result. An image whose
+    movement x class cell has too few images stays 'agreed' (no result) until the ranges are
+    re-learned; an image whose face could not be measured goes to adjudication.
+    """
+    if not settings.get(db, "check2_enabled"):
+        return {}
+    table = latest_ranges(db)
+    st = image_states(db, image_ids)
+    todo = st[st.state == "agreed"]
+    if todo.empty or table is None:
+        return {}
+    meas = _current_measurements(db).set_index("image_id")
+    counts: dict[str, int] = {}
+    rows = []
+    for r in todo.itertuples():
+        if r.image_id not in meas.index:
+            continue  # not measured yet: check 2 runs when it is
+        m = meas.loc[r.image_id]
+        if m.status != "ok":
+            rows.append((r.image_id, table.version, r.consensus, None, None, 0, "undetermined",
+                         f"face not measurable: {m.status}"))
+        else:
+            res = table.classify(r.movement, float(m.rgas_signed), float(m.anas_signed))
+            if res.range_class is None:
+                continue  # no usable box for this movement yet
+            outcome = "accepted" if res.range_class == r.consensus else "mismatch"
+            rows.append((r.image_id, table.version, r.consensus, res.range_class, float(res.distance),
+                         int(res.out_of_range), outcome, res.message or ""))
+        counts[rows[-1][6]] = counts.get(rows[-1][6], 0) + 1
+    if rows:
+        with transaction(db) as conn:
+            t = now()
+            conn.executemany("INSERT INTO check2_results (image_id, range_version, consensus, range_class, distance, "
+                             "out_of_range, outcome, message, at) VALUES (?,?,?,?,?,?,?,?,?)",
+                             [(*r, t) for r in rows])
+            audit(conn, "system", "check2.run", "range_table", table.version, **counts)
+    return counts
+
+
+# ---- check 3: adjudication ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """What an adjudicator sees for one image. Readers are 'Reader A/B/…' unless revealed."""
+
+    image_id: int
+    movement: str
+    reason: str
+    reads: list[dict]
+    range_class: str | None
+    rgas_signed: float | None
+    anas_signed: float | None
+    measurement_status: str | None
+    stored_path: str
+    mirrored: bool
+    points: list | None
+
+
+def adjudication_queue(db: sqlite_utils.Database, adjudicator: User) -> pd.DataFrame:
+    """Return the images awaiting adjudication (oldest first) with why."""
+    require(adjudicator, "adjudicate")
+    st = image_states(db)
+    return st[st.state == "awaiting_adjudication"][["image_id", "movement", "reason"]].reset_index(drop=True)
+
+
+def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: int) -> Case:
+    """Return the evidence for one image awaiting adjudication."""
+    require(adjudicator, "adjudicate")
+    reveal = bool(settings.get(db, "reveal_readers"))
+    st = image_states(db, [image_id])
+    if st.empty:
+        raise WorkflowError(f"no image {image_id}")
+    s = st.iloc[0]
+    reads = db.execute("SELECT r.label, r.cannot_grade, u.name, r.duration_ms FROM reads r JOIN users u ON u.id = r.reader_id "
+                       "WHERE r.image_id = ? AND r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads x WHERE x.supersedes = r.id) "
+                       "ORDER BY r.id", [image_id]).fetchall()
+    shown = [{"reader": name if reveal else f"Reader {chr(65 + i)}", "label": label, "cannot_grade": cg,
+              "seconds": None if ms is None else round(ms / 1000, 1)} for i, (label, cg, name, ms) in enumerate(reads)]
+    img = db.execute("SELECT movement, stored_path, mirrored FROM images WHERE id = ?", [image_id]).fetchone()
+    m = db.execute("SELECT status, rgas_signed, anas_signed, points FROM measurements WHERE image_id = ? AND landmark_version = ? "
+                   "AND index_version = ? ORDER BY id DESC LIMIT 1", [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+    return Case(image_id, img[0], s.reason, shown, s.range_class if pd.notna(s.range_class) else None,
+                m[1] if m else None, m[2] if m else None, m[0] if m else None, img[1], bool(img[2]),
+                json.loads(m[3]) if m and m[3] else None)
+
+
+def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, label: str | None = None,
+               exclude_reason: str | None = None, simulated: bool = False) -> int:
+    """Record the final label, or the exclusion with its reason; return the adjudication id.
+
+    Only images awaiting adjudication (or already final, to correct a decision: the newest wins)
+    can be decided.
+    """
+    require(adjudicator, "adjudicate")
+    if (label is None) == (not (exclude_reason or "").strip()):
+        raise WorkflowError("give either the final label or a reason to exclude the image")
+    if label is not None and label not in CLASSES:
+        raise WorkflowError(f"unknown label {label!r}: use one of {', '.join(CLASSES)}")
+    st = image_states(db, [image_id])
+    if st.empty:
+        raise WorkflowError(f"no image {image_id}")
+    state = st.iloc[0].state
+    if state not in ("awaiting_adjudication", "final", "excluded"):
+        raise WorkflowError(f"image {image_id} is {state.replace('_', ' ')}; only images awaiting adjudication "
+                            "can be decided")
+    decision = "final" if label is not None else "exclude"
+    reason = None if label is not None else exclude_reason.strip()[:MAX_REASON]
+    with transaction(db) as conn:
+        adj_id = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, reason, at, simulated) "
+                              "VALUES (?,?,?,?,?,?,?)", (image_id, adjudicator.id, decision, label, reason, now(),
+                                                         int(simulated))).lastrowid
+        audit(conn, adjudicator.name, f"adjudication.{decision}", "image", image_id, label=label, reason=reason,
+              previous_state=state)
+    return adj_id

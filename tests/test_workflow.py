@@ -1,0 +1,242 @@
+"""The workflow engine: every state transition of the triple check, the queue's leases and
+blinding, undo, exclusion and re-learned ranges. Images here are bare database rows (the
+engine never looks at pixels); measurements are set by hand to known values."""
+import datetime as dt
+import uuid
+
+import pytest
+
+from asymmetry.indices import INDEX_VERSION
+from asymmetry.measure import LANDMARK_VERSION
+from db.access import now, transaction
+from labeling import settings
+from labeling.permissions import PermissionDenied
+from labeling.queue import QueueError, claim_next, ensure_slots, submit_read, undo_last_read
+from labeling.users import User, add_user
+from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
+                               learn_and_store_ranges, run_check2, state_counts)
+
+T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def make_images(db, n, movement="MV4"):
+    with transaction(db) as conn:
+        conn.execute("INSERT OR IGNORE INTO subjects (code, created_at) VALUES ('S1', 'x')")
+        ids = []
+        for i in range(n):
+            ids.append(conn.execute(
+                "INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, mode, bytes, "
+                "stored_path, imported_at) VALUES (?, 1, ?, 'hospital', 0, 100, 100, 'JPEG', 'RGB', 1, 'x', 'x')",
+                (uuid.uuid4().hex, movement)).lastrowid)
+    ensure_slots(db)
+    return ids
+
+
+def measure(db, image_id, rgas, anas, status="ok"):
+    with transaction(db) as conn:
+        conn.execute("INSERT INTO measurements (image_id, landmark_version, index_version, status, rgas_signed, "
+                     "anas_signed, measured_at) VALUES (?,?,?,?,?,?,?)",
+                     (image_id, LANDMARK_VERSION, INDEX_VERSION, status, rgas, anas, now()))
+
+
+@pytest.fixture
+def team(db):
+    mk = lambda name, roles: add_user(db, name, "a long password", roles)  # noqa: E731
+    return {"a": mk("ann", ["reader"]), "b": mk("bob", ["reader"]), "c": mk("cat", ["reader"]),
+            "judge": mk("jud", ["adjudicator"]), "coord": mk("coo", ["coordinator"]), "aud": mk("aud", ["auditor"])}
+
+
+def read(db, reader, label, t=T0, cannot=None):
+    claim = claim_next(db, reader, now=t)
+    assert claim is not None
+    submit_read(db, reader, claim.image_id, label, cannot_grade=cannot, started_at=(t - dt.timedelta(seconds=3)).isoformat(), now=t)
+    return claim.image_id
+
+
+def state(db, image_id):
+    return image_states(db, [image_id]).iloc[0]
+
+
+def test_two_agreeing_reads_make_agreed_then_check2_accepts(db, team):
+    (img,) = make_images(db, 1)
+    assert state(db, img).state == "awaiting_read_1"
+    read(db, team["a"], "L2")
+    assert state(db, img).state == "awaiting_read_2"
+    read(db, team["b"], "L2")
+    s = state(db, img)
+    assert (s.state, s.consensus) == ("agreed", "L2")
+
+
+def test_disagreement_and_cannot_grade_go_to_adjudication(db, team):
+    one, two = make_images(db, 2)
+    read(db, team["a"], "L2")
+    read(db, team["b"], "L3")
+    assert (state(db, one).state, state(db, one).reason) == ("awaiting_adjudication", "check 1: the reads disagree")
+    read(db, team["a"], None, cannot="eyes not visible: glasses glare")
+    read(db, team["b"], "N")
+    assert state(db, two).reason == "a reader could not grade it"
+    assert set(adjudication_queue(db, team["judge"]).image_id) == {one, two}
+
+
+def test_inter_mode_never_gives_a_reader_the_same_image_twice(db, team):
+    imgs = make_images(db, 3)
+    seen = [read(db, team["a"], "N") for _ in range(3)]
+    assert seen == imgs
+    assert claim_next(db, team["a"], now=T0) is None  # only second reads are left, all of his own images
+    assert claim_next(db, team["b"], now=T0).image_id == imgs[0]
+
+
+def test_a_claim_is_held_not_duplicated_and_leases_expire(db, team):
+    imgs = make_images(db, 2)
+    c1 = claim_next(db, team["a"], now=T0)
+    assert claim_next(db, team["a"], now=T0 + dt.timedelta(seconds=5)).image_id == c1.image_id  # a rerun: same image
+    c_other = claim_next(db, team["b"], now=T0)
+    assert (c_other.image_id, c_other.slot) != (c1.image_id, c1.slot)
+    # A's lease runs out; C takes the slot; A's late answer is refused and not recorded.
+    later = T0 + dt.timedelta(seconds=5 + int(settings.DEFAULTS["lease_seconds"]) + 1)  # after the renewed lease
+    c3 = claim_next(db, team["c"], now=later)
+    assert (c3.image_id, c3.slot) == (c1.image_id, c1.slot)
+    with pytest.raises(QueueError, match="no longer reserved"):
+        submit_read(db, team["a"], c1.image_id, "N", now=later)
+    assert db.execute("SELECT count(*) FROM reads").fetchone()[0] == 0
+
+
+def test_submit_validation(db, team):
+    make_images(db, 1)
+    c = claim_next(db, team["a"], now=T0)
+    with pytest.raises(QueueError):
+        submit_read(db, team["a"], c.image_id, "X9", now=T0)
+    with pytest.raises(QueueError):
+        submit_read(db, team["a"], c.image_id, None, cannot_grade="   ", now=T0)
+    with pytest.raises(QueueError):
+        submit_read(db, team["a"], c.image_id, "N", cannot_grade="both", now=T0)
+
+
+def test_undo_is_a_new_event_and_the_reader_gets_the_image_back(db, team):
+    (img,) = make_images(db, 1)
+    read(db, team["a"], "L1")
+    back = undo_last_read(db, team["a"], now=T0 + dt.timedelta(seconds=10))
+    assert back == img
+    rows = db.execute("SELECT kind, label, supersedes FROM reads ORDER BY id").fetchall()
+    assert rows[0][:2] == ("read", "L1") and rows[1][0] == "undo" and rows[1][2] is not None
+    assert state(db, img).state == "awaiting_read_1"
+    c = claim_next(db, team["a"], now=T0 + dt.timedelta(seconds=11))
+    assert c.image_id == img
+    submit_read(db, team["a"], img, "L2", now=T0 + dt.timedelta(seconds=12))
+    read(db, team["b"], "L2", t=T0 + dt.timedelta(seconds=13))
+    assert state(db, img).consensus == "L2"
+
+
+def test_undo_window_and_adjudicated_images(db, team):
+    (img,) = make_images(db, 1)
+    read(db, team["a"], "L1")
+    with pytest.raises(QueueError, match="seconds only"):
+        undo_last_read(db, team["a"], now=T0 + dt.timedelta(hours=1))
+    read(db, team["b"], "L3", t=T0 + dt.timedelta(seconds=1))
+    adjudicate(db, team["judge"], img, "L2")
+    with pytest.raises(QueueError, match="adjudicated"):
+        undo_last_read(db, team["b"], now=T0 + dt.timedelta(seconds=2))
+    with pytest.raises(QueueError, match="no read of yours"):
+        undo_last_read(db, team["c"], now=T0)
+
+
+def test_intra_mode_same_reader_after_washout(db, team):
+    settings.change(db, "read_mode", "intra", "admin")
+    settings.change(db, "washout_hours", 24, "admin")
+    (img,) = make_images(db, 1)
+    read(db, team["a"], "R2")
+    assert claim_next(db, team["a"], now=T0 + dt.timedelta(hours=1)) is None  # washout
+    assert claim_next(db, team["b"], now=T0 + dt.timedelta(days=3)) is None  # reserved for ann
+    c = claim_next(db, team["a"], now=T0 + dt.timedelta(hours=25))
+    assert (c.image_id, c.slot) == (img, 2)
+    submit_read(db, team["a"], img, "R2", now=T0 + dt.timedelta(hours=25))
+    assert state(db, img).state == "agreed"
+
+
+def _agreed(db, team, labels_and_points, movement="MV4"):
+    ids = make_images(db, len(labels_and_points), movement)
+    for img, (label, rgas, anas) in zip(ids, labels_and_points):
+        c = claim_next(db, team["a"], now=T0)
+        submit_read(db, team["a"], c.image_id, label, now=T0)
+        c = claim_next(db, team["b"], now=T0)
+        submit_read(db, team["b"], c.image_id, label, now=T0)
+        if rgas is not None:
+            measure(db, img, rgas, anas)
+    return ids
+
+
+def test_check2_accepts_rejects_and_ranges_are_versioned(db, team):
+    settings.change(db, "range_min_count", 3, "admin")
+    pts = [("N", 0.00, 0.1), ("N", 0.01, 0.2), ("N", -0.01, 0.0), ("N", 0.02, 0.1),
+           ("L3", 0.30, 8.0), ("L3", 0.32, 9.0), ("L3", 0.28, 7.5), ("L3", 0.31, 8.5)]
+    ids = _agreed(db, team, pts)
+    assert run_check2(db) == {}  # no ranges yet: images stay agreed
+    assert set(image_states(db).state) == {"agreed"}
+    with pytest.raises(PermissionDenied):
+        learn_and_store_ranges(db, team["a"])
+    v1 = learn_and_store_ranges(db, team["coord"])
+    assert run_check2(db) == {"accepted": 8}
+    assert set(image_states(db).state) == {"accepted"}
+    # A new image whose reads say N but whose asymmetry sits in the L3 box: check-2 mismatch.
+    (odd,) = _agreed(db, team, [("N", 0.30, 8.2)])
+    assert run_check2(db) == {"mismatch": 1}
+    s = state(db, odd)
+    assert (s.state, s.range_class) == ("awaiting_adjudication", "L3") and "check 2" in s.reason
+    # An unmeasurable face goes to adjudication too.
+    (blind,) = _agreed(db, team, [("N", None, None)])
+    measure(db, blind, None, None, status="no_face")
+    assert run_check2(db) == {"undetermined": 1}
+    # Re-learning makes a new version; earlier results keep the version they used.
+    extra = _agreed(db, team, [("N", 0.03, 0.3)])
+    v2 = learn_and_store_ranges(db, team["coord"])
+    assert v2.version != v1.version
+    run_check2(db)
+    versions = dict(db.execute("SELECT image_id, range_version FROM check2_results").fetchall())
+    assert versions[ids[0]] == v1.version and versions[extra[0]] == v2.version
+    assert db.execute("SELECT count(*) FROM range_tables").fetchone()[0] == 2
+
+
+def test_adjudication_final_and_exclusion(db, team):
+    one, two, three = make_images(db, 3)
+    for _ in range(3):
+        read(db, team["a"], "L1")
+    for _ in range(3):
+        read(db, team["b"], "L2")
+    with pytest.raises(PermissionDenied):
+        adjudicate(db, team["a"], one, "L1")
+    adjudicate(db, team["judge"], one, "L2")
+    adjudicate(db, team["judge"], two, exclude_reason="wrong movement: patient smiled during MV1")
+    assert state(db, one).state == "final" and state(db, one).final_label == "L2"
+    assert state(db, two).state == "excluded"
+    with pytest.raises(WorkflowError):
+        adjudicate(db, team["judge"], three)
+    counts = state_counts(db)
+    assert counts["final"] == 1 and counts["excluded"] == 1 and counts["awaiting_adjudication"] == 1
+    assert sum(counts.values()) == 3
+
+
+def test_adjudication_not_allowed_before_reads_are_in(db, team):
+    (img,) = make_images(db, 1)
+    read(db, team["a"], "N")
+    with pytest.raises(WorkflowError, match="awaiting read 2"):
+        adjudicate(db, team["judge"], img, "N")
+
+
+def test_adjudicator_sees_reader_a_b_unless_revealed(db, team):
+    (img,) = make_images(db, 1)
+    read(db, team["a"], "L1")
+    read(db, team["b"], "L3")
+    case = adjudication_case(db, team["judge"], img)
+    assert [r["reader"] for r in case.reads] == ["Reader A", "Reader B"]
+    assert [r["label"] for r in case.reads] == ["L1", "L3"]
+    settings.change(db, "reveal_readers", True, "admin")
+    assert [r["reader"] for r in adjudication_case(db, team["judge"], img).reads] == ["ann", "bob"]
+    with pytest.raises(PermissionDenied):
+        adjudication_case(db, team["a"], img)
+
+
+def test_auditors_and_coordinators_cannot_read(db, team):
+    make_images(db, 1)
+    for who in ("aud", "coord", "judge"):
+        with pytest.raises(PermissionDenied):
+            claim_next(db, team[who], now=T0)
