@@ -104,6 +104,41 @@ def cmd_users(args) -> int:
     return EXIT_OK
 
 
+def cmd_measure(args) -> int:
+    from asymmetry.measure import measure_pending
+    from labeling.workflow import run_check2
+
+    db = open_project()
+    counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"))
+    print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"))
+    c2 = run_check2(db)
+    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check (no agreed images "
+                                                                                 "or no range table yet)"))
+    return EXIT_OK
+
+
+def cmd_ranges(args) -> int:
+    from labeling.users import get_user
+    from labeling.workflow import learn_and_store_ranges, run_check2
+
+    db = open_project()
+    user = get_user(db, args.as_user)
+    if user is None:
+        print(f"error: no user named {args.as_user}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    from labeling.permissions import PermissionDenied
+
+    try:
+        table = learn_and_store_ranges(db, user)
+    except PermissionDenied as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(f"range table {table.version} learned")
+    c2 = run_check2(db)
+    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check"))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every subcommand."""
     p = argparse.ArgumentParser(prog="python -m labeling", description="FNP TripleCheck labeling workflow "
@@ -123,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also give every image two simulated reads of this accuracy (0-1)")
     demo.add_argument("--actor", default="cli")
     demo.set_defaults(func=cmd_demo)
+    meas = sub.add_parser("measure", help="measure every image not yet measured (landmarks, indices, quality), then run check 2")
+    meas.add_argument("--workers", type=int, default=None)
+    meas.set_defaults(func=cmd_measure)
+    rng = sub.add_parser("ranges", help="re-learn the check-2 range table from the check-1 consensus (a new version)")
+    rng.add_argument("--as-user", required=True, help="a coordinator's user name (recorded in the audit log)")
+    rng.set_defaults(func=cmd_ranges)
     users = sub.add_parser("users", help="manage users (password from $FNP_PASSWORD or a prompt)")
     users.add_argument("action", choices=["add", "list"])
     users.add_argument("name", nargs="?")
