@@ -11,6 +11,7 @@ import streamlit as st
 st.set_page_config(page_title="FNP TripleCheck", page_icon="🩺", layout="wide")
 
 from labeling.permissions import allowed  # noqa: E402
+from labeling.queue import release  # noqa: E402
 from labeling.users import list_users  # noqa: E402
 from ui.auth_pages import login_page, setup_page  # noqa: E402
 from ui.common import NOTICE, current_user, database, report_error, sign_out  # noqa: E402
@@ -32,6 +33,7 @@ def main() -> None:
         with st.sidebar:
             st.markdown(f"Signed in as **{user.name}**  \n{', '.join(sorted(user.roles))}")
             if st.button("Sign out", icon=":material/logout:"):
+                release(db, user)  # give back any image this reader held, at once
                 sign_out("You are signed out.")
                 st.rerun()
             st.caption(NOTICE)

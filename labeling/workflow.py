@@ -205,6 +205,7 @@ class Case:
     stored_path: str
     mirrored: bool
     points: list | None
+    size: tuple[int, int] = (0, 0)
 
 
 def adjudication_queue(db: sqlite_utils.Database, adjudicator: User) -> pd.DataFrame:
@@ -227,12 +228,12 @@ def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: in
                        "ORDER BY r.id", [image_id]).fetchall()
     shown = [{"reader": name if reveal else f"Reader {chr(65 + i)}", "label": label, "cannot_grade": cg,
               "seconds": None if ms is None else round(ms / 1000, 1)} for i, (label, cg, name, ms) in enumerate(reads)]
-    img = db.execute("SELECT movement, stored_path, mirrored FROM images WHERE id = ?", [image_id]).fetchone()
+    img = db.execute("SELECT movement, stored_path, mirrored, width, height FROM images WHERE id = ?", [image_id]).fetchone()
     m = db.execute("SELECT status, rgas_signed, anas_signed, points FROM measurements WHERE image_id = ? AND landmark_version = ? "
                    "AND index_version = ? ORDER BY id DESC LIMIT 1", [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return Case(image_id, img[0], s.reason, shown, s.range_class if pd.notna(s.range_class) else None,
                 m[1] if m else None, m[2] if m else None, m[0] if m else None, img[1], bool(img[2]),
-                json.loads(m[3]) if m and m[3] else None)
+                json.loads(m[3]) if m and m[3] else None, (img[3], img[4]))
 
 
 def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, label: str | None = None,
@@ -263,3 +264,22 @@ def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, labe
         audit(conn, adjudicator.name, f"adjudication.{decision}", "image", image_id, label=label, reason=reason,
               previous_state=state)
     return adj_id
+
+
+def movement_points(db: sqlite_utils.Database, movement: str) -> pd.DataFrame:
+    """Return rgas, anas, label (check-1 consensus), image_id of the measured consensus images of a movement."""
+    st = image_states(db)
+    st = st[(st.movement == movement) & st.consensus.notna()][["image_id", "consensus"]]
+    meas = _current_measurements(db)
+    pts = st.merge(meas[meas.status == "ok"], on="image_id")
+    return pd.DataFrame({"image_id": pts.image_id, "rgas": pts.rgas_signed, "anas": pts.anas_signed,
+                         "label": pts.consensus})
+
+
+def reader_summary(db: sqlite_utils.Database) -> pd.DataFrame:
+    """Return per reader: effective reads, cannot-grade count and median seconds per read (no labels)."""
+    return pd.read_sql_query(
+        "SELECT u.name AS reader, count(*) AS reads, sum(r.cannot_grade IS NOT NULL) AS cannot_grade, "
+        "round(avg(r.duration_ms) / 1000.0, 1) AS mean_seconds, max(r.submitted_at) AS last_read "
+        "FROM reads r JOIN users u ON u.id = r.reader_id WHERE r.kind = 'read' AND NOT EXISTS "
+        "(SELECT 1 FROM reads x WHERE x.supersedes = r.id) GROUP BY u.name ORDER BY u.name", db.conn)

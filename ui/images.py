@@ -1,0 +1,24 @@
+"""Image display helpers for pages: cached decoding of stored originals (no domain logic)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from asymmetry.imaging import decode_image
+from db.access import data_dir
+
+MOVEMENT_NAMES = {"MV0": "At rest", "MV1": "Eyes closed", "MV2": "Eyebrows raised", "MV3": "Cheeks puffed",
+                  "MV4": "Grinning", "MV5": "Nose wrinkled", "MV6": "Whistling"}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def stored_rgb(stored_path: str, max_side: int = 1400) -> np.ndarray | None:
+    """Return the stored original as RGB (EXIF honoured), at most `max_side` pixels; None if unreadable."""
+    d = decode_image(data_dir() / stored_path, max_side=max_side)
+    return d.rgb if d.ok else None
+
+
+def orientation_hint(mirrored: bool) -> str:
+    """Tell the reader where the patient's left is in this photo."""
+    return ("Mirrored photo (front camera): the patient's **left** is on the image's **left**." if mirrored else
+            "Normal camera: the patient's **left** is on the image's **right**.")

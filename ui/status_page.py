@@ -1,0 +1,56 @@
+"""Status: where every image stands in the triple check, and each reader's progress."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from db.access import data_dir
+from labeling.permissions import allowed, require
+from labeling.workflow import learn_and_store_ranges, reader_summary, run_check2, state_counts
+from ui.common import database, guard
+
+LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting read 2", "agreed": "Agreed (check 1)",
+          "accepted": "Check 2 accepted", "awaiting_adjudication": "Awaiting adjudication", "final": "Final (adjudicated)",
+          "excluded": "Excluded"}
+
+
+def _measure(user) -> None:
+    from asymmetry.measure import measure_pending
+
+    require(user, "ranges.learn")
+    bar = st.progress(0.0, text="Measuring…")
+    counts = measure_pending(database(), data_dir(), progress=lambda d, t, _: bar.progress(d / max(t, 1),
+                                                                                         text=f"Measuring {d} of {t}"))
+    bar.empty()
+    c2 = run_check2(database())
+    st.success(f"Measured: {counts or 'nothing new'}; check 2: {c2 or 'nothing to check'}.")
+
+
+def status_page() -> None:
+    user = guard("status.view")
+    db = database()
+    st.title("Status")
+    counts = state_counts(db)
+    cols = st.columns(len(counts))
+    for col, (state, n) in zip(cols, counts.items()):
+        col.metric(LABELS.get(state, state.replace("_", " ").capitalize()), f"{n:,}")
+    total = sum(counts.values())
+    if total:
+        df = pd.DataFrame({"state": [LABELS.get(s, s) for s in counts], "images": list(counts.values())})
+        st.plotly_chart(px.bar(df, x="images", y="state", orientation="h", text="images"), use_container_width=True)
+    st.subheader("Readers")
+    readers = reader_summary(db)
+    if readers.empty:
+        st.caption("No reads yet.")
+    else:
+        st.dataframe(readers, hide_index=True, use_container_width=True)
+    if allowed(user, "ranges.learn"):
+        st.subheader("Check 2")
+        c1, c2 = st.columns(2)
+        if c1.button("Measure new images and run check 2"):
+            _measure(user)
+        if c2.button("Re-learn the range table (new version)"):
+            table = learn_and_store_ranges(db, user)
+            res = run_check2(db)
+            st.success(f"Range table {table.version} learned; check 2: {res or 'nothing to check'}.")
