@@ -73,7 +73,7 @@ def adjudicate_page() -> None:
     st.markdown("**Final label**")
     cols = st.columns(7)
     for col, label in zip(cols, ORDER):
-        col.button(f"{label}  [{KEYS[label].upper()}]", key=f"adj_{label}", help=HELP[label], shortcut=KEYS[label],
+        col.button(label, key=f"adj_{label}", help=HELP[label], shortcut=KEYS[label],
                    on_click=_decide, args=(int(image_id), label), use_container_width=True)
     with st.expander("Exclude this image"):
         st.text_input("Reason", key="exclude_reason", max_chars=500)

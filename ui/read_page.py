@@ -61,20 +61,25 @@ def read_page() -> None:
         st.session_state["reading"] = key
         st.session_state["started_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
     view = image_for_reader(db, user, claim.image_id)
-    st.subheader(f"{view.movement} — {MOVEMENT_NAMES[view.movement]}")
-    st.caption(orientation_hint(view.mirrored) + (" · SYNTHETIC image" if view.synthetic else ""))
-    rgb = stored_rgb(view.stored_path)
-    if rgb is None:
-        st.error("This image cannot be displayed. Mark it as 'cannot grade' with a reason.")
-    else:
-        st.image(rgb, use_container_width=True)
-    cols = st.columns(7)
-    for col, label in zip(cols, ORDER):
-        col.button(f"{label}  [{KEYS[label].upper()}]", key=f"btn_{label}", help=HELP[label], shortcut=KEYS[label],
-                   on_click=_submit, args=(label, claim.image_id, st.session_state["started_at"]),
-                   use_container_width=True, type="primary" if label == "N" else "secondary")
-    with st.expander("Cannot grade this image"):
-        st.text_input("Reason (e.g. eyes out of frame, wrong movement, blurred)", key="cannot_reason", max_chars=500)
-        st.button("Submit 'cannot grade'", on_click=_submit, args=(None, claim.image_id, st.session_state["started_at"]))
-    st.caption("Keys: A S D = left severe / moderate / mild · N = normal · J K L = right mild / moderate / severe · "
-               "U = undo. Sides are the patient's.")
+    pic, panel = st.columns([3, 2], gap="large")
+    with pic:
+        st.subheader(f"{view.movement} — {MOVEMENT_NAMES[view.movement]}")
+        st.caption(orientation_hint(view.mirrored) + (" · SYNTHETIC image" if view.synthetic else ""))
+        rgb = stored_rgb(view.stored_path)
+        if rgb is None:
+            st.error("This image cannot be displayed. Mark it as 'cannot grade' with a reason.")
+        else:
+            # Sized so the whole face and the buttons fit one screen: no scrolling between images.
+            st.image(rgb, width=min(560, int(560 * rgb.shape[1] / max(rgb.shape[0], 1) * 1.2)))
+    with panel:
+        st.markdown("**Label** (patient's side)")
+        for label in ORDER:
+            st.button(f"{label} · {HELP[label]}", key=f"btn_{label}", shortcut=KEYS[label],
+                      on_click=_submit, args=(label, claim.image_id, st.session_state["started_at"]),
+                      use_container_width=True, type="primary" if label == "N" else "secondary")
+        with st.expander("Cannot grade this image"):
+            st.text_input("Reason (e.g. eyes out of frame, wrong movement, blurred)", key="cannot_reason", max_chars=500)
+            st.button("Submit 'cannot grade'", on_click=_submit,
+                      args=(None, claim.image_id, st.session_state["started_at"]))
+        st.caption("Keys: A S D = left severe / moderate / mild · N = normal · J K L = right mild / moderate / "
+                   "severe · U = undo.")
