@@ -181,6 +181,7 @@ M0003_WORKFLOW = [
         PRIMARY KEY (image_id, slot))""",
     "CREATE INDEX read_slots_open ON read_slots(image_id, slot) WHERE read_id IS NULL",
     "CREATE INDEX read_slots_reader ON read_slots(reader_id, image_id)",
+    "CREATE INDEX read_slots_held ON read_slots(reader_id, lease_expires) WHERE read_id IS NULL",
     "CREATE INDEX reads_supersedes ON reads(supersedes) WHERE supersedes IS NOT NULL",
     """CREATE TABLE range_tables (
         version TEXT PRIMARY KEY,

@@ -20,7 +20,7 @@ DEFAULTS: dict[str, object] = {
 }
 
 CHOICES = {"read_mode": ("inter", "intra")}
-BOUNDS = {"reads_per_image": (2, 5), "washout_hours": (0, 24 * 365), "lease_seconds": (30, 24 * 3600),
+BOUNDS = {"reads_per_image": (2, 10), "washout_hours": (0, 24 * 365), "lease_seconds": (30, 24 * 3600),
           "undo_seconds": (0, 3600), "range_lo": (0.0, 49.0), "range_hi": (51.0, 100.0), "range_min_count": (1, 1000)}
 
 
