@@ -205,10 +205,60 @@ M0003_WORKFLOW = [
     *_append_only("check2_results"),
 ]
 
+M0004_CROP_CORRECTIONS = [
+    # A coordinator's corrected crop box, in full-resolution pixels of the stored original (EXIF
+    # orientation applied, like the landmarks). Boxes, never pixels; append-only; the latest wins.
+    """CREATE TABLE crop_corrections (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL,
+        CHECK (x1 > x0 AND y1 > y0))""",
+    "CREATE INDEX crop_corrections_image ON crop_corrections(image_id)",
+    *_append_only("crop_corrections"),
+]
+
+M0005_PREDICTIONS = [
+    # Imported trainer runs (issue 5): one row per run folder, immutable like the reads. The
+    # predictions keep the image hash, the identity across projects; image_id is filled when the
+    # image was known at import, and the audit joins on the hash anyway.
+    """CREATE TABLE model_runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        arch TEXT,
+        imported_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL DEFAULT '{}',
+        predictions_sha256 TEXT NOT NULL UNIQUE,
+        n_predictions INTEGER NOT NULL)""",
+    f"""CREATE TABLE model_predictions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES model_runs(id),
+        row INTEGER NOT NULL,
+        image_sha256 TEXT NOT NULL,
+        image_id INTEGER REFERENCES images(id),
+        split TEXT NOT NULL,
+        fold INTEGER,
+        movement TEXT CHECK (movement IS NULL OR movement IN {_in(MOVEMENTS)}),
+        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
+        predicted TEXT NOT NULL CHECK (predicted IN {_in(CLASSES)}),
+        {", ".join(f"prob_{c} REAL" for c in CLASSES)},
+        UNIQUE (run_id, row))""",
+    "CREATE INDEX model_predictions_image ON model_predictions(image_sha256)",
+    "CREATE INDEX model_predictions_split ON model_predictions(split, run_id)",
+    *_append_only("model_runs"),
+    *_append_only("model_predictions"),
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
     (3, "read queue, range tables and check-2 results", M0003_WORKFLOW),
+    (4, "crop box corrections", M0004_CROP_CORRECTIONS),
+    (5, "imported trainer runs and their predictions", M0005_PREDICTIONS),
 ]
 
 

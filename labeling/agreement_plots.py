@@ -132,7 +132,7 @@ def asymmetry_scatter(points: pd.DataFrame, boxes: pd.DataFrame | None = None, *
     return fig
 
 
-def _with_intervals(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+def with_intervals(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Fold each x, x_lo, x_hi column trio into one 'x [lo, hi]' text column for reading."""
     out = frame.copy()
     for col in [c for c in frame.columns if f"{c}_lo" in frame.columns and f"{c}_hi" in frame.columns]:
@@ -146,7 +146,7 @@ def _with_intervals(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 def _table_html(frame: pd.DataFrame, digits: int = 3) -> str:
     if frame is None or not len(frame):
         return "<p><em>Nothing to show.</em></p>"
-    return _with_intervals(frame, digits).to_html(
+    return with_intervals(frame, digits).to_html(
         index=False, escape=True, na_rep="—", float_format=lambda v: f"{v:.{digits}f}", border=0, classes="t")
 
 

@@ -80,7 +80,49 @@ def cmd_demo(args) -> int:
     res = load_demo(db, data_dir(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
                     actor=args.actor, progress=_progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
+    if args.final:
+        from labeling.demo import carry_to_final
+        from labeling.workflow import state_counts
+
+        done = carry_to_final(db, data_dir(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
+                              seed=args.seed, actor=args.actor)
+        c2 = ", ".join(f"{v} {k}" for k, v in sorted(done["check2"].items())) or "no result"
+        print(f"SYNTHETIC demo carried on: {done['reads']} simulated read(s), {done['measured']} image(s) measured, "
+              f"check 2: {c2}, {done['adjudicated']} simulated adjudication(s)")
+        states = state_counts(db)
+        final = states.get("accepted", 0) + states.get("final", 0)
+        rest = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in states.items() if n and s not in ("accepted", "final"))
+        print(f"now {final} image(s) have a final label" + (f"; not final: {rest}" if rest else ""))
+        if states.get("agreed"):
+            from labeling import settings
+
+            print(f"the {states['agreed']} agreed image(s) wait for check 2: their movement x class cells hold fewer "
+                  f"than range_min_count ({settings.get(db, 'range_min_count')}) consensus images; more demo subjects, "
+                  "or a lower range_min_count (Settings) before `demo --final`, carry more of them through.")
     return EXIT_OK if not res.report.errors else EXIT_PARTIAL
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from labeling.export import ExportError, export_dataset
+    from labeling.users import User
+
+    db = open_project()
+    # The shell user already holds the whole data folder; the name is what the audit log records.
+    actor = User(0, args.actor, frozenset({"coordinator"}))
+    try:
+        res = export_dataset(db, data_dir(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
+                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except OSError as exc:
+        print(f"error: the export could not be written ({exc.strerror or exc}); nothing was left behind",
+              file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(res.summary())
+    return EXIT_OK
 
 
 def cmd_users(args) -> int:
@@ -139,6 +181,70 @@ def cmd_ranges(args) -> int:
     return EXIT_OK
 
 
+def _format_overview(table, context: str) -> str:
+    """Return the audit's headline (audit_data.overview) as fixed-width text."""
+    def num(v):
+        return "—" if v is None or v != v else f"{v:.3f}"
+
+    width = max(len(m) for m in table["measure"]) if len(table) else 10
+    lines = [f"{'measure':{width}}  {'ours':>6}  {'95% CI':17}  {'n':>7}  published (context)"]
+    for _, r in table.iterrows():
+        ci = "" if r["ours_lo"] != r["ours_lo"] else f"[{num(r['ours_lo'])}, {num(r['ours_hi'])}]"
+        published = r["published"] or "—"
+        lines.append(f"{r['measure']:{width}}  {num(r['ours']):>6}  {ci:17}  {int(r['n']):>7}  {published}")
+        if r["note"]:
+            lines.append(f"{'':{width}}  note: {r['note']}")
+    lines.append(f"other published figures (not comparable one to one): {context}")
+    return "\n".join(lines)
+
+
+def cmd_agreement(args) -> int:
+    from labeling.agreement import report_csv
+    from labeling.agreement_plots import report_html
+    from labeling.audit_data import context_figures, load_audit_data, overview
+
+    db = open_project()
+    data = load_audit_data(db, split=args.split)
+    result = data.audit(n_boot=args.n_boot, seed=args.seed)
+    if args.report:
+        folder = os.path.abspath(args.report)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "agreement.csv"), "w", encoding="utf-8", newline="") as fh:
+                fh.write(report_csv(result))
+            with open(os.path.join(folder, "agreement.html"), "w", encoding="utf-8") as fh:
+                fh.write(report_html(result, points=data.points, boxes=data.boxes))
+        except OSError as exc:
+            print(f"error: cannot write the report to {folder}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        r = result.reads
+        print(f"{r.n_images} image(s) read, {r.n_double_read} read at least twice, {r.n_reads} effective read(s) "
+              f"by {r.n_readers} reader(s); {len(data.finals)} final label(s); {len(result.models)} model run(s) "
+              f"on the {args.split} split; range table {data.range_version or 'none yet'}")
+        print(f"CIs: {result.settings['ci']}, {args.n_boot} resamples, seed {args.seed}")
+        print(_format_overview(overview(result), context_figures()))
+    if args.report:
+        print(f"report written: {os.path.join(folder, 'agreement.csv')}, {os.path.join(folder, 'agreement.html')}",
+              file=sys.stderr if args.json else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_import_predictions(args) -> int:
+    from labeling.audit_data import PredictionImportError, import_predictions
+
+    db = open_project()
+    try:
+        res = import_predictions(db, args.run, name=args.name, actor=args.actor)
+    except PredictionImportError as exc:
+        print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(res.message)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every subcommand."""
     p = argparse.ArgumentParser(prog="python -m labeling", description="FNP TripleCheck labeling workflow "
@@ -156,14 +262,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--simulate-readers", type=float, metavar="ACCURACY", default=None,
                       help="also give every image two simulated reads of this accuracy (0-1)")
+    demo.add_argument("--final", action="store_true",
+                      help="then carry the demo to final labels: simulated reads, measurement, ranges, check 2, "
+                           "simulated adjudication (all marked synthetic/simulated)")
     demo.add_argument("--actor", default="cli")
     demo.set_defaults(func=cmd_demo)
+    exp = sub.add_parser("export", help="export the images with a final label as a new dataset folder (DESIGN §5)")
+    exp.add_argument("--name", required=True, help="the export's folder name: letters, digits, '.', '_', '-'")
+    exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")
+    exp.add_argument("--out", default=None, help="folder holding the exports (default: DATA/exports)")
+    exp.add_argument("--workers", type=int, default=None, help="crop processes (default: one per core)")
+    exp.add_argument("--actor", default="cli", help="name recorded in the audit log")
+    exp.set_defaults(func=cmd_export)
     meas = sub.add_parser("measure", help="measure every image not yet measured (landmarks, indices, quality), then run check 2")
     meas.add_argument("--workers", type=int, default=None)
     meas.set_defaults(func=cmd_measure)
     rng = sub.add_parser("ranges", help="re-learn the check-2 range table from the check-1 consensus (a new version)")
     rng.add_argument("--as-user", required=True, help="a coordinator's user name (recorded in the audit log)")
     rng.set_defaults(func=cmd_ranges)
+    agr = sub.add_parser("agreement", help="print the agreement audit (the Agreement page's numbers)")
+    agr.add_argument("--json", action="store_true", help="print every number as JSON (agreement.summary)")
+    agr.add_argument("--report", metavar="DIR", help="also write DIR/agreement.csv and DIR/agreement.html")
+    agr.add_argument("--split", default="test", help="which split of the imported model predictions to evaluate "
+                     "(default test)")
+    agr.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000, 0: none)")
+    agr.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    agr.set_defaults(func=cmd_agreement)
+    ipred = sub.add_parser("import-predictions", help="store a trainer run's predictions.csv (and config.json)")
+    ipred.add_argument("--run", required=True, help="the trainer's run folder")
+    ipred.add_argument("--name", default=None, help="run name (default: the folder's name)")
+    ipred.add_argument("--actor", default="cli", help="name recorded in the audit log")
+    ipred.set_defaults(func=cmd_import_predictions)
     users = sub.add_parser("users", help="manage users (password from $FNP_PASSWORD or a prompt)")
     users.add_argument("action", choices=["add", "list"])
     users.add_argument("name", nargs="?")

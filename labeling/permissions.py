@@ -15,6 +15,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "ranges.learn": frozenset({"coordinator"}),
     "audit.view": frozenset({"auditor", "admin"}),
     "agreement.view": frozenset({"auditor", "coordinator", "admin"}),
+    "prediagnosis.view": frozenset({"auditor", "coordinator", "admin", "adjudicator"}),
     "users.manage": frozenset({"admin"}),
     "settings.manage": frozenset({"admin"}),
 }
