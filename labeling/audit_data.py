@@ -345,7 +345,8 @@ def data_version(db: sqlite_utils.Database) -> tuple:
         "(SELECT max(id) FROM check2_results), (SELECT max(id) FROM measurements), "
         "(SELECT count(*) FROM measurements), (SELECT max(id) FROM images), (SELECT count(*) FROM images), "
         "(SELECT count(*) FROM range_tables), (SELECT max(id) FROM users), "
-        "(SELECT group_concat(key || '=' || value, ';') FROM (SELECT key, value FROM settings ORDER BY key)), "
+        "(SELECT group_concat(key || '=' || value, ';') FROM (SELECT key, value FROM settings "
+        "WHERE key <> 'export_subject_secret' ORDER BY key)), "  # the secret never enters a cache key
         "(SELECT max(id) FROM model_runs)").fetchone())
 
 
