@@ -34,5 +34,9 @@ test: setup browser
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
+# The benchmarks print their figures; docs/performance.md records them.
 bench: setup
 	$(BIN)/python bench/asymmetry.py
+	$(BIN)/python bench/read_queue.py
+	$(BIN)/python bench/export.py
+	$(BIN)/python bench/train.py

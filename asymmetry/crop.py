@@ -59,11 +59,13 @@ def crop_image(rgb: np.ndarray, box, size: int = CROP_SIZE, scale: float = 1.0) 
 
 
 def crop_for_model(src: str | Path | bytes | np.ndarray, movement: str | None = None, size: int = CROP_SIZE,
-                   box: tuple[float, float, float, float] | None = None, pick_best: bool = True
-                   ) -> tuple[np.ndarray | None, str]:
+                   box: tuple[float, float, float, float] | None = None, pick_best: bool = True,
+                   mirrored: bool = False) -> tuple[np.ndarray | None, str]:
     """Return (crop, status): the model's input crop of a photo, or (None, why it could not be made).
 
     `box` (full-resolution pixels) overrides the landmark box, e.g. a coordinator's correction.
+    A `mirrored` (front-camera) photo is flipped, so every crop shows the patient as a normal
+    camera does — the patient's left on the image's right — and one label convention holds.
     """
     if isinstance(src, np.ndarray):
         from asymmetry.imaging import Decoded
@@ -78,4 +80,5 @@ def crop_for_model(src: str | Path | bytes | np.ndarray, movement: str | None = 
         if not lm.ok:
             return None, lm.status
         box = crop_box(lm.points, movement, decoded.size)
-    return crop_image(decoded.rgb, box, size, decoded.scale), "ok"
+    crop = crop_image(decoded.rgb, box, size, decoded.scale)
+    return (np.ascontiguousarray(crop[:, ::-1]) if mirrored else crop), "ok"

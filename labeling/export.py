@@ -220,10 +220,7 @@ def crop_pixels(path: str | Path, movement: str, box, mirrored: bool) -> tuple[n
     normal camera does: the patient's left on the image's right. The class labels are the
     patient's sides, so after this one convention holds for every image of the export.
     """
-    crop, status = crop_for_model(str(path), movement, CROP_SIZE, box=tuple(box))
-    if crop is None:
-        return None, status
-    return np.ascontiguousarray(crop[:, ::-1] if mirrored else crop), "ok"
+    return crop_for_model(str(path), movement, CROP_SIZE, box=tuple(box), mirrored=mirrored)
 
 
 def _encode_png(rgb: np.ndarray) -> bytes:

@@ -71,3 +71,10 @@ def test_cli_measure_prints_indices_and_overlay(tmp_path):
     d = json.loads(out.stdout)[0]
     assert d["status"] == "ok" and d["indices"]["side"] == "L" and len(d["face_box"]) == 4
     assert (tmp_path / "o.png").stat().st_size > 1000
+
+def test_mirrored_photo_is_flipped_to_the_normal_camera_view():
+    jpeg = make_image("S", "MV4", "L3", mirrored=True, seed=3, subject_seed=3).jpeg
+    plain, _ = crop_for_model(jpeg, "MV4")
+    flipped, status = crop_for_model(jpeg, "MV4", mirrored=True)
+    assert status == "ok" and np.array_equal(flipped, plain[:, ::-1])
+
