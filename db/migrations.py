@@ -253,12 +253,38 @@ M0005_PREDICTIONS = [
     *_append_only("model_predictions"),
 ]
 
+_SUMMARY_OF = """
+    SELECT {image}, count(*), min(label), max(label), count(label), max(submitted_at)
+    FROM reads r WHERE r.image_id = {image} AND r.kind = 'read'
+      AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id)"""
+
+M0006_READ_SUMMARY = [
+    # Per-image summary of the effective reads, kept by the database itself in the same
+    # transaction as every new read or undo (reads are append-only, so INSERT is the only
+    # change). It is derived data: workflow.image_states reads it instead of aggregating a
+    # million reads on every page view, and tests check it equals the full recomputation.
+    """CREATE TABLE image_read_summary (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id),
+        n INTEGER NOT NULL,
+        lo TEXT,
+        hi TEXT,
+        labelled INTEGER NOT NULL,
+        last_read TEXT)""",
+    "INSERT INTO image_read_summary (image_id, n, lo, hi, labelled, last_read) "
+    "SELECT image_id, count(*), min(label), max(label), count(label), max(submitted_at) FROM reads r "
+    "WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id) GROUP BY image_id",
+    "CREATE TRIGGER reads_summary AFTER INSERT ON reads BEGIN "
+    "INSERT OR REPLACE INTO image_read_summary (image_id, n, lo, hi, labelled, last_read) "
+    + _SUMMARY_OF.format(image="NEW.image_id") + "; END",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
     (3, "read queue, range tables and check-2 results", M0003_WORKFLOW),
     (4, "crop box corrections", M0004_CROP_CORRECTIONS),
     (5, "imported trainer runs and their predictions", M0005_PREDICTIONS),
+    (6, "per-image read summary kept by a trigger", M0006_READ_SUMMARY),
 ]
 
 

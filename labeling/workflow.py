@@ -36,12 +36,7 @@ class WorkflowError(ValueError):
 
 
 _STATE_SQL = """
-WITH eff AS (
-    SELECT image_id, label, cannot_grade, submitted_at FROM reads r
-    WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id)),
-agg AS (
-    SELECT image_id, count(*) AS n, min(label) AS lo, max(label) AS hi, count(label) AS labelled,
-           max(submitted_at) AS last_read FROM eff GROUP BY image_id),
+WITH agg AS (SELECT image_id, n, lo, hi, labelled, last_read FROM image_read_summary),
 adj AS (
     SELECT a.image_id, a.decision, a.label FROM adjudications a
     WHERE a.id = (SELECT max(id) FROM adjudications b WHERE b.image_id = a.image_id)),

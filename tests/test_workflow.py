@@ -240,3 +240,30 @@ def test_auditors_and_coordinators_cannot_read(db, team):
     for who in ("aud", "coord", "judge"):
         with pytest.raises(PermissionDenied):
             claim_next(db, team[who], now=T0)
+
+
+def test_read_summary_kept_by_the_database_equals_a_full_recount(db, team):
+    import random
+
+    rng = random.Random(4)
+    make_images(db, 12)
+    t = T0
+    for step in range(60):
+        t += dt.timedelta(seconds=1)
+        who = team[rng.choice("abc")]
+        if rng.random() < 0.2:
+            try:
+                undo_last_read(db, who, now=t)
+            except QueueError:
+                pass
+            continue
+        c = claim_next(db, who, now=t)
+        if c is not None:
+            label = rng.choice(["N", "L1", None])
+            submit_read(db, who, c.image_id, label, cannot_grade=None if label else "blurred", now=t)
+    kept = db.execute("SELECT image_id, n, lo, hi, labelled, last_read FROM image_read_summary ORDER BY image_id").fetchall()
+    full = db.execute("SELECT image_id, count(*), min(label), max(label), count(label), max(submitted_at) FROM reads r "
+                      "WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id) "
+                      "GROUP BY image_id ORDER BY image_id").fetchall()
+    assert [k for k in kept if k[1] > 0] == full
+    assert db.execute("SELECT count(*) FROM reads WHERE kind = 'undo'").fetchone()[0] > 0
