@@ -278,6 +278,30 @@ M0006_READ_SUMMARY = [
     + _SUMMARY_OF.format(image="NEW.image_id") + "; END",
 ]
 
+M0007_SLOT_BY_READ = [
+    # Undo finds the slot of the read it takes back by read id; without this index that is a scan
+    # of every slot (1,000,000 at 100k images x 10 reads).
+    "CREATE INDEX read_slots_read ON read_slots(read_id) WHERE read_id IS NOT NULL",
+]
+
+def _no_replace(table: str, keys: str) -> str:
+    """A trigger refusing an INSERT that would collide with a stored row of `table` on `keys` (an
+    SQL condition over NEW). INSERT OR REPLACE deletes the old row without firing the DELETE
+    trigger (SQLite fires it only with recursive_triggers on), so without this an SQL client could
+    rewrite a read by replacing it."""
+    return (f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} o WHERE {keys}) "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: REPLACE refused'); END")
+
+
+M0008_NO_REPLACE = [
+    *[_no_replace(t, "o.rowid = NEW.rowid") for t in ("reads", "adjudications", "audit_log", "quality_overrides",
+                                                      "check2_results", "crop_corrections")],
+    _no_replace("range_tables", "o.version = NEW.version OR o.rowid = NEW.rowid"),
+    _no_replace("model_runs", "o.rowid = NEW.rowid OR o.name = NEW.name OR o.predictions_sha256 = NEW.predictions_sha256"),
+    _no_replace("model_predictions", "o.rowid = NEW.rowid OR (o.run_id = NEW.run_id AND o.row = NEW.row)"),
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -285,6 +309,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (4, "crop box corrections", M0004_CROP_CORRECTIONS),
     (5, "imported trainer runs and their predictions", M0005_PREDICTIONS),
     (6, "per-image read summary kept by a trigger", M0006_READ_SUMMARY),
+    (7, "index of the read slots by read", M0007_SLOT_BY_READ),
+    (8, "append-only tables refuse INSERT OR REPLACE too", M0008_NO_REPLACE),
 ]
 
 
