@@ -15,7 +15,6 @@ from functools import cached_property
 import krippendorff
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_fscore_support
 from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
 
 from db.migrations import CLASSES, MOVEMENTS
@@ -610,12 +609,16 @@ def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order)
     cols = [name, "n", "agreement", "agreement_lo", "agreement_hi"]
     if not len(hits):
         return pd.DataFrame(columns=cols)
-    codes, values = pd.factorize(np.asarray(groups, dtype=object), use_na_sentinel=False)
+    if isinstance(groups, pd.Categorical):  # its codes are the factorization already
+        codes, values = groups.codes.astype(np.int64), list(groups.categories) + [None]
+        codes[codes < 0] = len(values) - 1
+    else:
+        codes, values = pd.factorize(np.asarray(groups, dtype=object), use_na_sentinel=False)
     values = ["unknown" if pd.isna(v) else str(v) for v in values]
     n = np.bincount(codes, minlength=len(values))
     k = np.bincount(codes, weights=hits, minlength=len(values))
     rank = {g: i for i, g in enumerate(order)}
-    keep = sorted(range(len(values)), key=lambda i: (rank.get(values[i], len(rank)), values[i]))
+    keep = sorted((i for i in range(len(values)) if n[i] > 0), key=lambda i: (rank.get(values[i], len(rank)), values[i]))
     n, k, values = n[keep], k[keep], [values[i] for i in keep]
     p = k / n
     lo = hi = np.full(len(n), NAN)
@@ -626,7 +629,6 @@ def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order)
     return pd.DataFrame({name: values, "n": n, "agreement": p, "agreement_lo": lo, "agreement_hi": hi})
 
 
-_CELL_A, _CELL_B = CELL_PATTERNS[:, _FIRST], CELL_PATTERNS[:, _SECOND]
 
 
 def _compare_codes(name: str, ref: np.ndarray, lab: np.ndarray, movement, boot: Bootstrap,
@@ -634,18 +636,20 @@ def _compare_codes(name: str, ref: np.ndarray, lab: np.ndarray, movement, boot: 
     valid = (ref >= 0) & (lab >= 0)
     r, lab_v = ref[valid], lab[valid]
     cells = np.bincount(r * K + lab_v, minlength=K * K)
-    if len(r):
-        # scikit-learn on the 49 (reference, label) cells weighted by their counts: the same
-        # numbers as on every image, without re-scanning 100,000 of them per comparison.
-        precision, sensitivity, _, _ = precision_recall_fscore_support(
-            _CELL_A, _CELL_B, labels=list(range(K)), sample_weight=cells, zero_division=np.nan)
-    else:
-        precision = sensitivity = np.full(K, NAN)
     table = cells.reshape(K, K)
+    # Precision and sensitivity from the 7 x 7 table: scikit-learn's precision_recall_fscore_support
+    # (zero_division=nan) gives the same numbers (tests/test_agreement.py checks), but its input
+    # validation cost 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
+    hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
+    precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
+    sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
     est = _estimates(CELL_PATTERNS, cells, PAIR_MEASURES, boot)
     per_class = pd.DataFrame({"class": CLASSES, "support": table.sum(1), "predicted": table.sum(0),
                               "precision": precision, "sensitivity": sensitivity})
-    mv = np.full(len(r), None, dtype=object) if movement is None else np.asarray(movement, dtype=object)[valid]
+    if movement is None:
+        mv = np.full(len(r), None, dtype=object)
+    else:
+        mv = movement[valid] if isinstance(movement, pd.Categorical) else np.asarray(movement, dtype=object)[valid]
     per_movement = _proportions_by(mv, (r == lab_v).astype(float), boot, "movement", MOVEMENTS)
     return Comparison(name, int(valid.sum()), int((~valid).sum()), est["percent_agreement"], est["side_agreement"],
                       est["degree_agreement"], est["cohen_kappa"], est["cohen_kappa_weighted"],
@@ -667,19 +671,34 @@ def confusion_frame(reference, labels, *, names=("reference", "labels")) -> pd.D
     return compare_labels(reference, labels, names=names, n_boot=0).confusion
 
 
-def _read_pairs(prep: PreparedReads) -> pd.DataFrame:
-    """Every pair of graded reads of one image: reader_a <= reader_b (by name), code_a, code_b;
-    for the same reader twice (intra mode), earlier read first."""
-    g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader", "code", "rank"]]
-    g = g[g["image"].isin(np.flatnonzero(prep.images["n_graded"].to_numpy() >= 2))]
-    x = g.merge(g, on="image", suffixes=("_a", "_b"))
-    x = x[x["rank_a"] < x["rank_b"]].reset_index(drop=True)
-    ra, rb = x["reader_a"].to_numpy(dtype=object), x["reader_b"].to_numpy(dtype=object)
-    swap = ra.astype(str) > rb.astype(str)
-    out = pd.DataFrame({"image": x["image"], "reader_a": np.where(swap, rb, ra), "reader_b": np.where(swap, ra, rb),
-                        "code_a": np.where(swap, x["code_b"], x["code_a"]),
-                        "code_b": np.where(swap, x["code_a"], x["code_b"])})
-    return out
+def _read_pairs(prep: PreparedReads) -> tuple[np.ndarray, ...]:
+    """Every pair of graded reads of one image, as arrays: image, reader_a, reader_b (indices into
+    the returned `names`, sorted, reader_a <= reader_b), code_a, code_b, names. For the same reader
+    twice (intra mode), the earlier read comes first. Reads without a reader name are left out."""
+    g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader", "code"]]  # by image, then rank
+    image, code = g["image"].to_numpy(), g["code"].to_numpy()
+    reader, names = pd.factorize(g["reader"].to_numpy(dtype=object))
+    order = np.argsort(np.asarray(names, dtype=str), kind="stable")  # name order, as plain strings compare
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    reader = np.where(reader >= 0, rank[np.maximum(reader, 0)], -1)
+    # Row i with row i + d of the same image, for every offset d: each pair of an image's reads
+    # once, earlier read first, without a self-merge of a million reads (45 pairs per image at 10
+    # reads: bench/scale.py).
+    first, second = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for d in range(1, len(image)):
+        i = np.flatnonzero(image[:-d] == image[d:])
+        if not len(i):
+            break  # no image has more than d graded reads
+        first.append(i)
+        second.append(i + d)
+    i, j = np.concatenate(first), np.concatenate(second)
+    keep = (reader[i] >= 0) & (reader[j] >= 0)
+    i, j = i[keep], j[keep]
+    ra, rb = reader[i], reader[j]
+    swap = ra > rb
+    return (image[i], np.where(swap, rb, ra), np.where(swap, ra, rb), np.where(swap, code[j], code[i]),
+            np.where(swap, code[i], code[j]), np.asarray(names, dtype=object)[order])
 
 
 def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
@@ -687,13 +706,18 @@ def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float 
     a reader paired with themself is intra-reader agreement, first read in rows)."""
     prep = prepare_reads(reads)
     boot = Bootstrap(n_boot, seed, confidence)
-    pairs = _read_pairs(prep)
-    movement = prep.images["movement"].to_numpy(dtype=object)
+    image, reader_a, reader_b, code_a, code_b, names = _read_pairs(prep)
+    # Movements as a categorical: grouping its integer codes is much cheaper than grouping text
+    # once per reader pair.
+    movement = pd.Categorical(prep.images["movement"].to_numpy(dtype=object))
+    key = reader_a * max(len(names), 1) + reader_b
+    order = np.argsort(key, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0, True]) if len(key) else np.zeros(1, dtype=int)
     out = []
-    for (a, b), idx in sorted(pairs.groupby(["reader_a", "reader_b"]).indices.items()):
-        sub = pairs.iloc[idx]
-        out.append(_compare_codes(f"{a} vs {b}", sub["code_a"].to_numpy(), sub["code_b"].to_numpy(),
-                                  movement[sub["image"].to_numpy()], boot,
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        idx = order[start:end]
+        a, b = names[reader_a[idx[0]]], names[reader_b[idx[0]]]
+        out.append(_compare_codes(f"{a} vs {b}", code_a[idx], code_b[idx], movement[image[idx]], boot,
                                   (f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")),
                                   {"reader_a": a, "reader_b": b}))
     return out

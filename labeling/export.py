@@ -33,7 +33,8 @@ from asymmetry.imaging import decode_image
 from asymmetry.measure import effective_flags
 from db.access import audit, now, transaction
 from db.migrations import CLASSES, MOVEMENTS, SOURCES
-from labeling.csvsafe import safe_csv_frame
+from labeling.csvsafe import to_csv_bytes
+from labeling.importer import process_alive
 from labeling.permissions import require
 from labeling.users import User
 from labeling.workflow import final_labels, image_states
@@ -56,6 +57,7 @@ PNG_COMPRESS_LEVEL = 1
 MIN_BOX_PX = 32
 MAX_REASON = 500
 PARTIAL = ".partial-"
+_STALE = re.compile(r"\..+" + re.escape(PARTIAL) + r"(\d+)-[0-9a-f]+")
 
 
 class ExportError(ValueError):
@@ -112,7 +114,7 @@ def export_path(name: str, root: Path) -> Path:
                           "letter or digit (no '/', '\\', '..', spaces or absolute paths), so the export stays "
                           f"inside {root}")
     path = root / name
-    if path.exists():
+    if path.exists() or path.is_symlink():  # a dangling symlink too: the export is never written through one
         raise ExportError(f"an export named {name!r} already exists at {path}; exports are never overwritten, "
                           "choose another name")
     return path
@@ -132,6 +134,19 @@ def list_exports(store: Path, out_dir: Path | None = None) -> pd.DataFrame:
                          "path": str(p), "_mtime": p.stat().st_mtime})
     df = pd.DataFrame(rows, columns=["name", "images", "synthetic", "created", "path", "_mtime"])
     return df.sort_values("_mtime", ascending=False).drop(columns="_mtime").reset_index(drop=True)
+
+
+def remove_stale_partials(root: Path) -> list[str]:
+    """Delete the hidden `.NAME.partial-PID-xxxx` folders of export processes that no longer run
+    (killed half-way: they hold face crops nobody will use); return their names. A partial folder
+    of a running export, or one whose name carries no process id, is left alone."""
+    removed = []
+    for p in Path(root).iterdir() if Path(root).is_dir() else ():
+        m = _STALE.fullmatch(p.name)
+        if m and p.is_dir() and not process_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
 
 
 # ---- de-identification -----------------------------------------------------------------------
@@ -528,7 +543,8 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
     m["path"] = m["split"] + "/" + m["label"] + "/" + m["image_sha256"] + ".png"
 
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{name}{PARTIAL}{secrets.token_hex(4)}"
+    remove_stale_partials(root)
+    tmp = root / f".{name}{PARTIAL}{os.getpid()}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
         for split in SPLITS:  # every class folder in every split, so directory readers see the same classes
@@ -567,7 +583,7 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
         m["_c"] = m.label.map(CLASSES.index)
         m = m.sort_values(["_s", "_c", "image_sha256"]).reset_index(drop=True)
         manifest = m[list(MANIFEST_COLUMNS)].copy()
-        manifest_bytes = safe_csv_frame(manifest).to_csv(index=False, lineterminator="\n").encode("utf-8")
+        manifest_bytes = to_csv_bytes(manifest, lineterminator="\n")
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         _write(tmp / "manifest.csv", manifest_bytes)
         card = _datacard(name, manifest, left_out, m.how.value_counts().to_dict(), int(m.corrected.sum()),
