@@ -20,7 +20,10 @@ import sqlite_utils
 
 from asymmetry.imaging import probe
 from db.access import audit, now, transaction
+from labeling import settings
 from labeling.manifest import ImportIssue, ManifestRow, parse_manifest
+from labeling.permissions import require
+from labeling.users import User
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic"}
 EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tiff", "BMP": ".bmp", "WEBP": ".webp",
@@ -28,6 +31,7 @@ EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tiff", "BMP": ".bmp", 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 ZIP_MAX_TOTAL = 20 * 1024**3
 ZIP_MAX_RATIO = 200
+PART_PREFIX = ".part-"
 
 Progress = Callable[[int, int, str], None]
 
@@ -73,7 +77,7 @@ def store_original(store: Path, data: bytes, digest: str, ext: str) -> Path:
     dest = store / rel
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f"{PART_PREFIX}{os.getpid()}-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -84,6 +88,29 @@ def store_original(store: Path, data: bytes, digest: str, ext: str) -> Path:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return rel
+
+
+def process_alive(pid: int) -> bool:
+    """Return True unless no process `pid` runs on this machine (another user's process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_parts(store: Path) -> int:
+    """Delete half-written originals (`.part-PID-…`) left by import processes that were killed;
+    return how many. Files of a running import are left alone."""
+    removed = 0
+    for p in (Path(store) / "images").glob(f"*/{PART_PREFIX}*"):
+        pid = p.name[len(PART_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _subject_id(conn, row: ManifestRow, synthetic: bool, issues: list[ImportIssue]) -> int:
@@ -105,7 +132,7 @@ def _subject_id(conn, row: ManifestRow, synthetic: bool, issues: list[ImportIssu
 
 
 def _record(db, store: Path, import_id: int, row: ManifestRow, data: bytes, digest: str, synthetic: bool,
-            actor: str | None, report: ImportReport) -> int | None:
+            actor: str | None, report: ImportReport, slots: int) -> int | None:
     """Probe, store and record one image; return its id (None when refused)."""
     info = probe(data)
     if not info.ok:
@@ -133,6 +160,10 @@ def _record(db, store: Path, import_id: int, row: ManifestRow, data: bytes, dige
                 (digest, sid, row.movement, row.source, int(row.mirrored), info.size[0], info.size[1], info.format,
                  info.mode, len(data), rel.as_posix(), "; ".join(info.notes), int(synthetic), import_id, now()))
             image_id = cur.lastrowid
+            # Its read slots in the same transaction: an import killed right after leaves no image
+            # that the read queue cannot see.
+            conn.executemany("INSERT OR IGNORE INTO read_slots (image_id, slot) VALUES (?, ?)",
+                             [(image_id, k) for k in range(1, slots + 1)])
             report.added += 1
             audit(conn, actor, "image.imported", "image", image_id, sha256=digest, import_id=import_id)
         conn.execute("INSERT OR IGNORE INTO image_names (image_id, original_name, import_id) VALUES (?, ?, ?)",
@@ -149,6 +180,8 @@ def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow],
     the app's upload and the demo loader alike.
     """
     report = ImportReport(rows=len(rows), issues=list(issues))
+    remove_stale_parts(store)
+    slots = int(settings.get(db, "reads_per_image"))
     with transaction(db) as conn:
         report.import_id = conn.execute("INSERT INTO imports (started_at, actor, origin, manifest) VALUES (?,?,?,?)",
                                         (now(), actor, origin, manifest_name)).lastrowid
@@ -176,7 +209,7 @@ def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow],
                                              "metadata; fix the manifest if this row was meant for another photo"))
             continue
         seen[digest] = row
-        _record(db, store, report.import_id, row, data, digest, synthetic, actor, report)
+        _record(db, store, report.import_id, row, data, digest, synthetic, actor, report, slots)
     if progress:
         progress(total, total, "")
     with transaction(db) as conn:
@@ -187,7 +220,7 @@ def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow],
         audit(conn, actor, "import.finished", "import", report.import_id, **report.counts())
     from labeling.queue import ensure_slots
 
-    ensure_slots(db)  # every new image gets its read slots
+    ensure_slots(db)  # and every older image the slots of a raised reads_per_image
     return report
 
 
@@ -272,13 +305,15 @@ def read_zip(data: bytes) -> tuple[dict[str, bytes], list[ImportIssue]]:
 
 
 def import_uploaded(db: sqlite_utils.Database, store: Path, manifest: bytes, manifest_name: str,
-                    files: dict[str, bytes], *, issues: Iterable[ImportIssue] = (), actor: str | None = None,
+                    files: dict[str, bytes], *, actor: User, issues: Iterable[ImportIssue] = (),
                     progress: Progress | None = None) -> ImportReport:
     """Import files uploaded in the app (name -> bytes, names as the manifest gives them).
 
     Files are matched by their relative path, or by their base name when the manifest names
-    only base names. Raises ManifestError when the manifest cannot be used.
+    only base names. Raises ManifestError when the manifest cannot be used, PermissionDenied
+    when `actor` may not import.
     """
+    actor_name = require(actor, "import").name
     rows, manifest_issues = parse_manifest(manifest, manifest_name)
     by_base: dict[str, str] = {}
     for name in files:
@@ -287,5 +322,5 @@ def import_uploaded(db: sqlite_utils.Database, store: Path, manifest: bytes, man
     used = {v for v in resolved.values() if v}
     unlisted = unlisted_issues([f for f in files if f not in used], [])
     return import_rows(db, store, rows, lambda f: files.get(resolved.get(f) or ""),
-                       issues=[*issues, *manifest_issues, *unlisted], actor=actor,
+                       issues=[*issues, *manifest_issues, *unlisted], actor=actor_name,
                        origin="upload", manifest_name=manifest_name, progress=progress)

@@ -7,6 +7,9 @@ from labeling.users import User
 # action -> roles allowed. Reads are blind: only readers read; nobody edits a submitted read.
 ACTIONS: dict[str, frozenset[str]] = {
     "status.view": frozenset({"reader", "adjudicator", "coordinator", "auditor", "admin"}),
+    # Per-state counts move when a read lands, so a reader watching them would learn whether the
+    # other read agreed: only roles that are not blinded see them.
+    "status.states": frozenset({"adjudicator", "coordinator", "auditor", "admin"}),
     "read.submit": frozenset({"reader"}),
     "adjudicate": frozenset({"adjudicator"}),
     "import": frozenset({"coordinator", "admin"}),
@@ -37,3 +40,12 @@ def require(user: User | None, action: str) -> User:
         need = " or ".join(sorted(ACTIONS.get(action, ()))) or "a role no one has"
         raise PermissionDenied(f"{who} may not {action.replace('.', ' ')}: needs {need}")
     return user
+
+
+def actor_name(actor: User | str | None, action: str) -> str | None:
+    """Return the name to record for a write: a `User` must be allowed `action` (PermissionDenied
+    otherwise); a plain name is a caller outside the app that already holds the data folder (the
+    command line, the demo loader, first-run set-up), recorded as given. Pages always pass the User."""
+    if isinstance(actor, User):
+        return require(actor, action).name
+    return actor

@@ -9,6 +9,7 @@ resting tone, not attributed to one muscle.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -102,7 +103,10 @@ class Prediagnosis:
         def ev(pairs):
             return ", ".join(f"{mv} {MOVEMENT_NAMES[mv]}: {lab}" for mv, lab in pairs)
 
-        lines = [f"## Prediagnosis{' — subject ' + self.subject if self.subject else ''}", "",
+        # The subject code comes from a manifest: its Markdown characters are escaped, so a code
+        # like ![x](https://…) shows as text instead of loading an image from elsewhere.
+        subject = re.sub(r"([\\`*_{}\[\]()<>#+!|])", r"\\\1", self.subject) if self.subject else ""
+        lines = [f"## Prediagnosis{' — subject ' + subject if subject else ''}", "",
                  f"**{self.headline()}**", ""]
         for m in self.muscles:
             lines.append(f"- {m.role}: {SIDE_NAMES[self.side]} {m.muscle} — {m.severity_name} "

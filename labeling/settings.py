@@ -4,6 +4,8 @@ from __future__ import annotations
 import sqlite_utils
 
 from db.access import get_setting, set_setting
+from labeling.permissions import actor_name
+from labeling.users import User
 
 DEFAULTS: dict[str, object] = {
     "read_mode": "inter",        # inter: two different readers; intra: the same reader twice
@@ -40,8 +42,9 @@ def all_settings(db: sqlite_utils.Database) -> dict[str, object]:
     return {k: get(db, k) for k in DEFAULTS}
 
 
-def change(db: sqlite_utils.Database, key: str, value, actor: str) -> None:
-    """Validate and store a setting (audited)."""
+def change(db: sqlite_utils.Database, key: str, value, actor: User | str) -> None:
+    """Validate and store a setting (audited). A `User` actor needs 'settings.manage'."""
+    actor = actor_name(actor, "settings.manage")
     if key not in DEFAULTS:
         raise SettingError(f"unknown setting {key!r}")
     default = DEFAULTS[key]

@@ -52,8 +52,14 @@ def validate_name(name: str) -> str:
     return name
 
 
-def add_user(db: sqlite_utils.Database, name: str, password: str | None, roles, actor: str | None = None) -> User:
-    """Create a user with argon2-hashed `password` (None: a random one no one knows); return it."""
+def add_user(db: sqlite_utils.Database, name: str, password: str | None, roles, actor: User | str | None = None) -> User:
+    """Create a user with argon2-hashed `password` (None: a random one no one knows); return it.
+
+    A `User` actor needs 'users.manage' (admins); a plain name is first-run set-up or the command line.
+    """
+    from labeling.permissions import actor_name  # permissions imports User from here
+
+    actor = actor_name(actor, "users.manage")
     name = validate_name(name)
     roles = sorted(set(roles))
     unknown = [r for r in roles if r not in ROLES]

@@ -243,16 +243,18 @@ def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, labe
         raise WorkflowError("give either the final label or a reason to exclude the image")
     if label is not None and label not in CLASSES:
         raise WorkflowError(f"unknown label {label!r}: use one of {', '.join(CLASSES)}")
-    st = image_states(db, [image_id])
-    if st.empty:
-        raise WorkflowError(f"no image {image_id}")
-    state = st.iloc[0].state
-    if state not in ("awaiting_adjudication", "final", "excluded"):
-        raise WorkflowError(f"image {image_id} is {state.replace('_', ' ')}; only images awaiting adjudication "
-                            "can be decided")
     decision = "final" if label is not None else "exclude"
     reason = None if label is not None else exclude_reason.strip()[:MAX_REASON]
     with transaction(db) as conn:
+        # The state is checked under the write lock: a reader's undo landing between a check and
+        # the insert would otherwise let a decision through on an image no longer awaiting one.
+        st = image_states(db, [image_id])
+        if st.empty:
+            raise WorkflowError(f"no image {image_id}")
+        state = st.iloc[0].state
+        if state not in ("awaiting_adjudication", "final", "excluded"):
+            raise WorkflowError(f"image {image_id} is {state.replace('_', ' ')}; only images awaiting adjudication "
+                                "can be decided")
         adj_id = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, reason, at, simulated) "
                               "VALUES (?,?,?,?,?,?,?)", (image_id, adjudicator.id, decision, label, reason, now(),
                                                          int(simulated))).lastrowid

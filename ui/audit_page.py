@@ -6,7 +6,7 @@ import datetime as dt
 import streamlit as st
 
 from labeling.auditlog import audit_events, audit_facets
-from labeling.csvsafe import safe_csv_frame
+from labeling.csvsafe import to_csv_bytes
 from ui.common import database, guard
 
 
@@ -26,4 +26,4 @@ def audit_page() -> None:
     st.caption(f"{len(df):,} event(s) shown (newest first, at most 10,000). The log is append-only: "
                "the database refuses any change to it.")
     st.dataframe(df, hide_index=True, use_container_width=True)
-    st.download_button("Download as CSV", safe_csv_frame(df).to_csv(index=False).encode(), "audit-log.csv", "text/csv")
+    st.download_button("Download as CSV", to_csv_bytes(df), "audit-log.csv", "text/csv", on_click="ignore")

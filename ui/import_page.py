@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from db.access import data_dir
-from labeling.csvsafe import safe_csv_frame
+from labeling.csvsafe import to_csv_bytes
 from labeling.importer import import_uploaded, read_zip
 from labeling.manifest import OPTIONAL, REQUIRED, ManifestError
 from labeling.permissions import require
@@ -16,6 +16,7 @@ from ui.common import database, guard
 def _report_frame(rows: list[dict]) -> pd.DataFrame:
     order = {"error": 0, "warning": 1, "info": 2}
     df = pd.DataFrame(rows, columns=["severity", "file", "row", "reason"])
+    df["row"] = df["row"].astype("Int64")  # a row number, or empty for a file or the whole manifest (not 3.0)
     return df.sort_values("severity", key=lambda s: s.map(order), kind="stable")
 
 
@@ -48,7 +49,7 @@ def import_page() -> None:
             bar = st.progress(0.0, text="Importing…")
             try:
                 report = import_uploaded(db, data_dir(), manifest.getvalue(), manifest.name, files, issues=issues,
-                                         actor=user.name,
+                                         actor=user,
                                          progress=lambda d, t, _: bar.progress(d / max(t, 1), text=f"Importing {d} of {t}"))
             except ManifestError as exc:
                 bar.empty()
@@ -68,7 +69,7 @@ def import_page() -> None:
         if rows:
             df = _report_frame(rows)
             st.dataframe(df, hide_index=True, use_container_width=True)
-            st.download_button("Download this report (CSV)", safe_csv_frame(df).to_csv(index=False).encode(),
-                               file_name=f"import-{chosen}-report.csv", mime="text/csv")
+            st.download_button("Download this report (CSV)", to_csv_bytes(df),
+                               file_name=f"import-{chosen}-report.csv", mime="text/csv", on_click="ignore")
         else:
             st.success("No problems reported for this import.")

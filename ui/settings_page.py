@@ -50,7 +50,7 @@ def settings_page() -> None:
         for key, value in values.items():
             if value != current[key]:
                 try:
-                    settings.change(db, key, value, user.name)
+                    settings.change(db, key, value, user)
                     changed.append(key)
                 except settings.SettingError as exc:
                     st.error(str(exc))

@@ -7,6 +7,7 @@ import streamlit as st
 
 from db.access import data_dir
 from labeling.permissions import allowed, require
+from labeling.queue import reader_progress
 from labeling.workflow import learn_and_store_ranges, reader_summary, run_check2, state_counts
 from ui.common import database, guard
 
@@ -27,10 +28,23 @@ def _measure(user) -> None:
     st.success(f"Measured: {counts or 'nothing new'}; check 2: {c2 or 'nothing to check'}.")
 
 
+def _own_progress(db, user) -> None:
+    """What a blinded reader sees: their own progress only (no per-state counts, no other reader)."""
+    prog = reader_progress(db, user)
+    cols = st.columns(2)
+    cols[0].metric("Your reads", f"{prog['done']:,}")
+    cols[1].metric("Images left for you", f"{prog['remaining']:,}")
+    st.caption("While you read, the counts per state and the other readers' progress stay hidden: they move "
+               "when a read lands and would tell you whether the other read agreed with yours.")
+
+
 def status_page() -> None:
     user = guard("status.view")
     db = database()
     st.title("Status")
+    if not allowed(user, "status.states"):
+        _own_progress(db, user)
+        return
     counts = state_counts(db)
     cols = st.columns(len(counts))
     for col, (state, n) in zip(cols, counts.items()):

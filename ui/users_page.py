@@ -24,7 +24,7 @@ def users_page() -> None:
     if go:
         require(user, "users.manage")
         try:
-            new = add_user(db, name, pw, roles, actor=user.name)
+            new = add_user(db, name, pw, roles, actor=user)
         except UserError as exc:
             st.error(str(exc))
         else:
