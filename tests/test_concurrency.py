@@ -1,13 +1,12 @@
 """Several processes claim and submit at once against one database file: no slot is read twice,
 no read is lost, and no "database is locked" escapes."""
-import multiprocessing as mp
 import sqlite3
 import uuid
 
 from db.access import database_path, transaction
 from labeling.queue import ensure_slots
 from labeling.users import add_user
-from tests.workers import reader_loop
+from tests.workers import result, start
 
 N_IMAGES = 80
 N_READERS = 6
@@ -24,8 +23,8 @@ def test_parallel_readers_lose_nothing_and_double_nothing(db, data_dir):
     names = [f"r{i}" for i in range(N_READERS)]
     for n in names:
         add_user(db, n, "a long password", ["reader"])
-    with mp.get_context("spawn").Pool(N_READERS) as pool:
-        results = pool.map(reader_loop, [(str(data_dir), n, i, 90.0) for i, n in enumerate(names)])
+    procs = [start("reader_loop", str(data_dir), n, i, 90.0) for i, n in enumerate(names)]
+    results = [result(p, timeout=300) for p in procs]
     assert sum(r["locked"] for r in results) == 0, [r["errors"][:3] for r in results]
     assert all(not r["errors"] for r in results), [r["errors"][:3] for r in results]
     returned = [read_id for r in results for _, read_id in r["done"]]

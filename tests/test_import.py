@@ -15,6 +15,7 @@ from PIL import Image
 from asymmetry.imaging import decode_image
 from labeling.importer import import_folder, import_uploaded, read_zip
 from labeling.manifest import ManifestError, parse_manifest
+from labeling.users import User
 from tests.conftest import ROOT, face_variants, jpeg_bytes, write_manifest
 from tests.corpus import build_corpus
 
@@ -164,7 +165,8 @@ def test_zip_upload_and_unsafe_members(db, data_dir, astronaut):
     files, issues = read_zip(buf.getvalue())
     assert set(files) == {"photos/a.jpg"}
     assert any("escapes" in i.reason for i in issues)
-    rep = import_uploaded(db, data_dir, b"file,subject,movement,source\na.jpg,S1,MV0,hospital\n", "m.csv", files, issues=issues)
+    rep = import_uploaded(db, data_dir, b"file,subject,movement,source\na.jpg,S1,MV0,hospital\n", "m.csv", files, issues=issues,
+                          actor=User(0, "coord", frozenset({"coordinator"})))
     assert rep.added == 1
     assert read_zip(b"not a zip")[1][0].severity == "error"
 

@@ -90,3 +90,112 @@ def test_read_page_shows_no_other_read(project):
                                                  *at.warning, *at.success] if hasattr(e, "value"))
     assert "R3" not in page_text.replace("R3  [L]", "")  # only the R3 button label itself
     assert "blind-a" not in page_text
+
+
+# ---- every write, for every role (issue 8) -------------------------------------------------------
+
+
+def _write_calls(folder):
+    """(action the write needs, name, call(db, user)): every domain function that writes (or shows
+    what only its role may see), called as the page would. The permission check comes first, so
+    preconditions do not matter for a refusal; an allowed call may still fail on one (QueueError...)."""
+    from labeling import settings
+    from labeling.auditlog import audit_events
+    from labeling.export import correct_crop, export_dataset
+    from labeling.images import image_for_reader
+    from labeling.importer import import_uploaded
+    from labeling.queue import claim_next, submit_read, undo_last_read
+    from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges
+
+    manifest = b"file,subject,movement,source\n"
+    return [
+        ("read.submit", "claim_next", lambda db, u: claim_next(db, u)),
+        ("read.submit", "submit_read", lambda db, u: submit_read(db, u, 1, "N")),
+        ("read.submit", "undo_last_read", lambda db, u: undo_last_read(db, u)),
+        ("read.submit", "image_for_reader", lambda db, u: image_for_reader(db, u, 1)),
+        ("adjudicate", "adjudication_queue", lambda db, u: adjudication_queue(db, u)),
+        ("adjudicate", "adjudication_case", lambda db, u: adjudication_case(db, u, 1)),
+        ("adjudicate", "adjudicate", lambda db, u: adjudicate(db, u, 1, "N")),
+        ("ranges.learn", "learn_and_store_ranges", lambda db, u: learn_and_store_ranges(db, u)),
+        ("import", "import_uploaded", lambda db, u: import_uploaded(db, folder, manifest, "m.csv", {}, actor=u)),
+        ("export", "export_dataset", lambda db, u: export_dataset(db, folder, "matrix", actor=u, workers=1)),
+        ("export", "correct_crop", lambda db, u: correct_crop(db, u, 1, (10, 10, 200, 200), "matrix")),
+        ("settings.manage", "settings.change", lambda db, u: settings.change(db, "undo_seconds", 120, u)),
+        ("users.manage", "add_user", lambda db, u: add_user(db, f"new-{u.id}", "a long password", ["reader"], actor=u)),
+        ("audit.view", "audit_events", lambda db, u: audit_events(db, u)),
+    ]
+
+
+def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_dir):
+    from labeling.permissions import ACTIONS, PermissionDenied, allowed
+    from labeling.users import User
+
+    db.execute("INSERT INTO subjects (code, created_at) VALUES ('S1', 'x')")
+    db.execute("INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, mode, bytes, "
+               "stored_path, imported_at) VALUES ('h1', 1, 'MV0', 'hospital', 0, 400, 400, 'JPEG', 'RGB', 1, 'x', 'x')")
+    users = [add_user(db, f"m-{r}", "a long password", [r]) for r in ROLES]
+    users.append(add_user(db, "m-two-hats", "a long password", ["reader", "coordinator"]))
+    users.append(User(999, "m-disabled", frozenset(ROLES), active=False))
+    calls = _write_calls(data_dir)
+    assert {a for a, _, _ in calls} >= set(ACTIONS) - {"status.view", "status.states", "demo.load", "agreement.view",
+                                                        "prediagnosis.view"}
+    matrix = {}
+    for user in users:
+        for action, name, call in calls:
+            before = db.conn.total_changes
+            try:
+                call(db, user)
+                refused = False
+            except PermissionDenied as exc:  # the role check says "NAME may not ACTION: needs ROLE"
+                refused = " may not " in str(exc)  # (not "does not hold image 1": that is blinding, below)
+            except (ValueError, LookupError):  # allowed, but the data says no (QueueError, WorkflowError, ...)
+                refused = False
+            matrix[user.name, name] = "refused" if refused else "allowed"
+            assert refused != allowed(user, action), f"{name} as {user.name}"
+            if refused:
+                assert db.conn.total_changes == before, f"refused {name} as {user.name} still wrote"
+    # Spelled out for the reader of this test: who may write what.
+    assert [n for (u, n), v in matrix.items() if u == "m-reader" and v == "allowed"] == [
+        "claim_next", "submit_read", "undo_last_read", "image_for_reader"]
+    assert not [n for (u, n), v in matrix.items() if u in ("m-auditor", "m-disabled") and v == "allowed"
+                and n != "audit_events"]
+    assert matrix["m-auditor", "audit_events"] == "allowed" and matrix["m-disabled", "audit_events"] == "refused"
+
+
+def test_nothing_a_reader_can_reach_shows_another_read(project):
+    """Blind reads, beyond the read page: every function a reader may call, the reader's session
+    state and the Status page carry nothing of another reader's read."""
+    from labeling.images import image_for_reader
+    from labeling.permissions import PermissionDenied
+    from labeling.queue import claim_next, reader_progress, submit_read
+    from labeling.status import project_summary
+
+    db, _, users = project
+    a = add_user(db, "blind2-a", "a long password", ["reader"])
+    b = add_user(db, "blind2-b", "a long password", ["reader"])
+    first = claim_next(db, a)
+    submit_read(db, a, first.image_id, "R3")
+    with pytest.raises(PermissionDenied):
+        image_for_reader(db, a, first.image_id)  # read and handed in: no longer a's to look at
+    held = claim_next(db, b)
+    others = [i for (i,) in db.execute("SELECT id FROM images WHERE id <> ?", [held.image_id])]
+    for image_id in others:
+        with pytest.raises(PermissionDenied):
+            image_for_reader(db, b, image_id)
+    for role in ("adjudicator", "coordinator", "auditor", "admin"):
+        with pytest.raises(PermissionDenied):
+            image_for_reader(db, users[role], held.image_id)  # only readers look through the reader's view
+    reachable = [claim_next(db, b), image_for_reader(db, b, held.image_id), reader_progress(db, b), project_summary(db)]
+    text = repr(reachable)
+    assert "R3" not in text and "blind2-a" not in text
+
+    at = _run("read_page", "ui.read_page", b)
+    state = at.session_state.to_dict()
+    assert "R3" not in repr(state.values()) and "blind2-a" not in repr(state)
+    at = _run("status_page", "ui.status_page", b)
+    assert not at.exception
+    shown = " ".join(str(m.label) + str(m.value) for m in at.metric) + " ".join(str(d.value) for d in at.dataframe)
+    assert "adjudication" not in shown.lower() and "agreed" not in shown.lower() and "blind2-a" not in shown
+    assert {m.label for m in at.metric} == {"Your reads", "Images left for you"}
+    at = _run("status_page", "ui.status_page", users["coordinator"])  # an unblinded role sees the states
+    assert "Awaiting adjudication" in {m.label for m in at.metric}
