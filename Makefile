@@ -38,5 +38,6 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/asymmetry.py
 	$(BIN)/python bench/read_queue.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/train.py

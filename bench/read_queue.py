@@ -70,6 +70,37 @@ def pct(xs, p):
     return float(np.percentile(np.array(xs) * 1000, p))
 
 
+def time_queue(db, ops: int) -> dict[str, list[float]]:
+    """Run `ops` claim+submit pairs by the READERS readers, each followed by the bare-SQLite
+    baseline doing the least a claim and a submit can do; return the seconds of each, by name."""
+    users = [User(r, f"reader{r}", frozenset({"reader"})) for r in range(1, READERS + 1)]
+    times = {"claim": [], "submit": [], "base_claim": [], "base_submit": []}
+    now = dt.datetime.now(dt.timezone.utc)
+    for n in range(ops):
+        u = users[n % READERS]
+        a = time.perf_counter()
+        c = claim_next(db, u, now=now)
+        b = time.perf_counter()
+        if c is None:
+            continue
+        submit_read(db, u, c.image_id, "N", now=now)
+        e = time.perf_counter()
+        times["claim"].append(b - a)
+        times["submit"].append(e - b)
+        # Baseline: the bare minimum in the same transaction style.
+        a = time.perf_counter()
+        with transaction(db) as conn:
+            row = conn.execute("SELECT image_id, slot FROM read_slots WHERE read_id IS NULL LIMIT 1").fetchone()
+            conn.execute("UPDATE read_slots SET lease_expires = lease_expires WHERE image_id = ? AND slot = ?", row)
+        b = time.perf_counter()
+        with transaction(db) as conn:
+            conn.execute("INSERT INTO bench_baseline (image_id, at) VALUES (?, ?)", (row[0], "x"))
+        e = time.perf_counter()
+        times["base_claim"].append(b - a)
+        times["base_submit"].append(e - b)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=100_000)
@@ -79,36 +110,13 @@ def main() -> None:
         t0 = time.perf_counter()
         db, n_reads = build(Path(tmp), args.images)
         print(f"built {args.images:,} images, {n_reads:,} reads, {args.images * K:,} slots in {time.perf_counter() - t0:.1f} s")
-        users = [User(r, f"reader{r}", frozenset({"reader"})) for r in range(1, READERS + 1)]
-        claim_t, submit_t, base_claim, base_submit = [], [], [], []
-        now = dt.datetime.now(dt.timezone.utc)
-        for n in range(args.ops):
-            u = users[n % READERS]
-            a = time.perf_counter()
-            c = claim_next(db, u, now=now)
-            b = time.perf_counter()
-            if c is None:
-                continue
-            submit_read(db, u, c.image_id, "N", now=now)
-            e = time.perf_counter()
-            claim_t.append(b - a)
-            submit_t.append(e - b)
-            # Baseline: the bare minimum in the same transaction style.
-            a = time.perf_counter()
-            with transaction(db) as conn:
-                row = conn.execute("SELECT image_id, slot FROM read_slots WHERE read_id IS NULL LIMIT 1").fetchone()
-                conn.execute("UPDATE read_slots SET lease_expires = lease_expires WHERE image_id = ? AND slot = ?", row)
-            b = time.perf_counter()
-            with transaction(db) as conn:
-                conn.execute("INSERT INTO bench_baseline (image_id, at) VALUES (?, ?)", (row[0], "x"))
-            e = time.perf_counter()
-            base_claim.append(b - a)
-            base_submit.append(e - b)
+        times = time_queue(db, args.ops)
         t = time.perf_counter()
         counts = state_counts(db)
         status_s = time.perf_counter() - t
-        print(f"ops: {len(claim_t)} claim+submit pairs by {READERS} readers")
-        for name, ours, base in (("claim-next", claim_t, base_claim), ("submit-read", submit_t, base_submit)):
+        print(f"ops: {len(times['claim'])} claim+submit pairs by {READERS} readers")
+        for name, ours, base in (("claim-next", times["claim"], times["base_claim"]),
+                                 ("submit-read", times["submit"], times["base_submit"])):
             print(f"{name:12} ours p50 {pct(ours, 50):6.2f} ms  p95 {pct(ours, 95):6.2f} ms | bare SQLite p50 "
                   f"{pct(base, 50):6.2f} ms  p95 {pct(base, 95):6.2f} ms | p95 ratio {pct(ours, 95) / pct(base, 95):.1f} "
                   f"(target p95 < 20 ms)")
