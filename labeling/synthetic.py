@@ -3,13 +3,15 @@
 Everything this module makes is synthetic and must be marked so wherever it appears. It exists
 so the workflow can be tried and tested end to end without any patient photo.
 
-How: dlib's landmarks of the base face are moved (a) symmetrically and a little asymmetrically
-per subject (jitter, so subjects differ), (b) by the movement's action on both sides of the face,
-the paralysed side doing less of it as severity rises, and (c) by droop of the paralysed side
-(brow, lower lid, mouth corner). A piecewise-affine warp over a Delaunay triangulation of the
-moved points renders the face; eye closure (MV1) also covers the aperture with lid skin, since
-warping the lids alone does not move dlib's lid points. Sides are the PATIENT's: the image side
-they land on follows the `mirrored` flag (DESIGN §2).
+How: the astronaut's face is first made symmetric. Its landmarks are then moved (a) per subject
+(shape jitter and a little natural asymmetry, so subjects differ), (b) by the movement's action on
+each half-face, the paralysed half doing less of it as severity rises, and (c) by the paralysed
+half's droop at rest (brow, a wider eye, nostril, the whole hemi-lip). A piecewise-affine warp over
+the Delaunay triangulation of the moved points, with helper points that keep lid margins and brows
+in one piece, renders the face; eye closure (MV1) slides the upper lid over the eyeball and paints
+the lid skin and lash line. Sides are the PATIENT's: the image side they land on follows the
+`mirrored` flag (DESIGN §2). The amplitudes are sized to what dlib's 68-point model can follow;
+docs/data-import.md ("Synthetic demo data") lists them with the indices measured on the output.
 """
 from __future__ import annotations
 
@@ -18,34 +20,60 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
-from scipy.interpolate import LinearNDInterpolator
+from scipy.spatial import Delaunay
 
+from asymmetry.indices import MIRROR_ORDER
 from db.migrations import CLASSES, MOVEMENTS
 
-GENERATOR = "astronaut-warp-v1"
-# Portrait crop of skimage.data.astronaut() around the face, upscaled 3x to 540x648.
-CROP = (135, 25, 315, 241)
-UPSCALE = 3
+GENERATOR = "astronaut-warp-v2"
+# Portrait crop of skimage.data.astronaut() around the face, upscaled 4x to 540x648 (the face
+# ~175 px between the pupils: dlib's whole-pixel points are then ~0.6% of that distance).
+CROP = (157, 47, 292, 209)
+UPSCALE = 4
+MARGIN = 16  # astronaut pixels round the crop in which the face is found and made symmetric
+BACKDROP_BLUR = 4  # astronaut pixels: how far out of focus the scene beyond that margin is
 
-# dlib 68-point indices by IMAGE side (point 36 is the image-left eye corner).
-IMG_LEFT = {
-    "brow": [17, 18, 19, 20, 21], "upper_lid": [37, 38], "lower_lid": [40, 41], "eye": [36, 37, 38, 39, 40, 41],
-    "jaw": [1, 2, 3, 4, 5, 6], "ala": [31, 32], "corner": [48], "lip_near": [49, 59, 60, 67, 61],
-    "inner_brow": [20, 21],
+# Paralysed side, by severity 0..3 (N, mild, moderate, severe): the share of each movement it
+# still performs, how far it droops (a share of DROOP_SHAPE), and how far its eye still closes in
+# MV1 (eye closure is among the last functions to go, so it has its own scale).
+AMPLITUDE = (1.0, 0.65, 0.4, 0.05)
+DROOP = (0.0, 0.35, 0.6, 1.0)
+EYE_CLOSURE = (1.0, 0.75, 0.45, 0.1)
+# Natural asymmetry of every face (SD of brow and mouth-corner height differences, in IPD).
+NATURAL_ASYMMETRY = 0.008
+# Per-photo pose: SD of roll (degrees), of scale (share) and of shift (share of the frame).
+POSE_SD = (2.0, 0.03, 0.02)
+
+# dlib 68-point indices of the IMAGE-left half (point 36 is the image-left eye's outer corner);
+# the image-right half is their mirror (asymmetry.indices.MIRROR_ORDER).
+GROUPS = {
+    "brow": [17, 18, 19, 20, 21], "inner_brow": [20, 21], "upper_lid": [37, 38], "lower_lid": [40, 41],
+    "jaw": [2, 3, 4, 5], "ala": [31, 32], "upper_lip": [49, 50, 61],
+    "mouth": [48, 49, 50, 58, 59, 60, 61, 67],  # the hemi-lip, weighted by distance from the midline
 }
-MIRROR = {i: 16 - i for i in range(17)}
-MIRROR.update({17 + i: 26 - i for i in range(10)})
-MIRROR.update({36: 45, 37: 44, 38: 43, 39: 42, 40: 47, 41: 46, 31: 35, 32: 34, 48: 54, 49: 53, 50: 52, 59: 55,
-               58: 56, 60: 64, 61: 63, 67: 65})
-MIRROR.update({v: k for k, v in list(MIRROR.items())})
-for c in (27, 28, 29, 30, 33, 51, 57, 62, 66, 8):
-    MIRROR[c] = c
+MOUTH_MIDLINE = [51, 57, 62, 66]
 
-# Paralysed side: share of the movement it still performs, and its droop, by severity 0..3.
-AMPLITUDE = (1.0, 0.6, 0.3, 0.05)
-DROOP = (0.0, 0.3, 0.65, 1.0)
+# What one half-face does in each movement when it works fully: (group, outward dx, down dy),
+# in inter-pupil distances (IPD). "mouth" moves the hemi-lip as if pulled at the corner (the
+# corner by the full amount, points nearer the midline proportionally less). MV1 also shuts the
+# eye (eye_closure). dlib stops following a mouth corner ~0.15-0.2 IPD below the other and one
+# brow ~0.1 IPD from the other, so droop plus a missing movement stays about within those.
+ACTIONS: dict[str, tuple[tuple[str, float, float], ...]] = {
+    "MV0": (),                                                            # at rest
+    "MV1": (("mouth", 0.12, -0.02), ("ala", 0, -0.03)),                   # eyes shut; the cheek lifts
+    "MV2": (("brow", 0, -0.08),),                                         # eyebrows raised
+    "MV3": (("jaw", 0.12, 0), ("mouth", -0.08, -0.02)),                   # cheeks puffed, lips pursed
+    "MV4": (("mouth", 0.10, -0.03), ("lower_lid", 0, -0.03), ("ala", 0.02, -0.04)),  # grin
+    "MV5": (("ala", 0.03, -0.04), ("inner_brow", 0, 0.06), ("lower_lid", 0, -0.04),
+            ("upper_lip", 0, -0.06), ("mouth", 0, -0.03)),                # nose wrinkled
+    "MV6": (("mouth", -0.08, -0.02),),                                    # whistling: lips pucker
+}
+# A fully paralysed half at rest: the brow sags, the eye is wider (upper lid retracted, lower lid
+# sagging: lagophthalmos and ectropion), the nostril and the hemi-lip sag.
+DROOP_SHAPE = (("brow", 0, 0.05), ("upper_lid", 0, -0.045), ("lower_lid", 0, 0.045), ("mouth", 0, 0.15),
+               ("ala", 0, 0.07))
 
 
 def class_side_severity(label: str) -> tuple[str | None, int]:
@@ -53,164 +81,311 @@ def class_side_severity(label: str) -> tuple[str | None, int]:
     return (None, 0) if label == "N" else (label[0], int(label[1]))
 
 
-def _side_points(group: str, image_side: str) -> list[int]:
-    pts = IMG_LEFT[group]
-    return pts if image_side == "left" else [MIRROR[i] for i in pts]
+def _mirror(i: int) -> int:
+    """Return the dlib number of point `i`'s mirror partner (itself on the midline)."""
+    return int(MIRROR_ORDER[i])
+
+
+def _group_weights(group: str, pts: np.ndarray, image_side: str) -> tuple[list[int], np.ndarray]:
+    """Return the points of `group` on one image side and the share of the group's move each gets."""
+    idx = GROUPS[group] if image_side == "left" else [_mirror(i) for i in GROUPS[group]]
+    if group != "mouth":
+        return idx, np.ones(len(idx))
+    mid_x = pts[MOUTH_MIDLINE, 0].mean()
+    corner = 48 if image_side == "left" else 54
+    return idx, np.clip(np.abs(pts[idx, 0] - mid_x) / abs(pts[corner, 0] - mid_x), 0, 1)
+
+
+def _moves(table, pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
+    """Return (68, 2) pixel displacements of one half-face for (group, dx outward, dy down) moves."""
+    d = np.zeros((68, 2))
+    outward = -1.0 if image_side == "left" else 1.0
+    for group, dx, dy in table:
+        idx, weight = _group_weights(group, pts, image_side)
+        d[idx] += weight[:, None] * np.array([dx * outward, dy]) * ipd
+    return d
+
+
+# Upper-lid point -> the lower-lid point it meets when the eye closes (image-left eye).
+LID_MEETS = {37: 41, 38: 40}
+CLOSED_GAP = 0.01  # a shut eye's lids in the warp, IPD apart (a zero gap would fold triangles)
+
+
+def eye_closure(pts: np.ndarray, image_side: str) -> np.ndarray:
+    """Return (68, 2) displacements bringing the upper lid of one eye down onto its lower lid."""
+    d = np.zeros((68, 2))
+    gap = CLOSED_GAP * _ipd(pts)
+    for upper, lower in LID_MEETS.items():
+        if image_side == "right":
+            upper, lower = _mirror(upper), _mirror(lower)
+        d[upper] = pts[lower] - pts[upper] - (0, gap)
+    return d
 
 
 def movement_action(movement: str, pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
-    """Return (68, 2) displacements (pixels) of one half-face doing `movement` fully."""
-    d = np.zeros((68, 2))
-    out = -1.0 if image_side == "left" else 1.0  # outward x direction for this half
-    u = ipd
-
-    def move(group, dx, dy):
-        for i in _side_points(group, image_side):
-            d[i] += (dx * out * u, dy * u)
-
-    if movement == "MV1":  # eyes closed: the upper lid meets the lower lid
-        move("brow", 0, 0.03)  # the lids themselves are painted closed by _close_eyes
-    elif movement == "MV2":  # eyebrows raised
-        move("brow", 0, -0.25)  # lids left as they are: a wider healthy eye would read as "less closed"
-    elif movement == "MV3":  # cheeks puffed
-        move("jaw", 0.15, 0)
-        move("corner", -0.06, -0.03)
-        move("lip_near", -0.02, 0)
-    elif movement == "MV4":  # grinning
-        move("corner", 0.15, -0.16)
-        move("lip_near", 0.07, -0.08)
-        move("lower_lid", 0, -0.03)
-        move("ala", 0.02, -0.02)
-    elif movement == "MV5":  # nose wrinkled
-        move("ala", 0.04, -0.12)
-        move("inner_brow", 0, 0.08)
-        move("lower_lid", 0, -0.04)
-        move("corner", 0, -0.03)
-    elif movement == "MV6":  # whistling: lips pucker towards the midline
-        move("corner", -0.22, -0.02)
-        move("lip_near", -0.10, -0.01)
-    return d
+    """Return (68, 2) displacements (pixels) of one half-face doing `movement` fully (the
+    eye closure of MV1 is separate: `eye_closure`)."""
+    return _moves(ACTIONS[movement], pts, image_side, ipd)
 
 
 def droop(pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
-    """Return (68, 2) displacements of a fully paralysed half-face at rest (sagging tissue)."""
-    d = np.zeros((68, 2))
-    u = ipd
-    for group, dy in (("brow", 0.15), ("lower_lid", 0.05), ("corner", 0.18), ("lip_near", 0.09), ("ala", 0.06)):
-        for i in _side_points(group, image_side):
-            d[i, 1] += dy * u
-    return d
+    """Return (68, 2) displacements (pixels) of a fully paralysed half-face at rest."""
+    return _moves(DROOP_SHAPE, pts, image_side, ipd)
 
 
 @functools.lru_cache(maxsize=1)
-def base_face() -> tuple[np.ndarray, np.ndarray]:
-    """Return the base portrait (RGB, 648x540) and its dlib landmarks (68, 2); computed once."""
+def _base() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Return (canvas, landmarks, offset), computed once: the whole astronaut photo upscaled, with
+    the face made symmetric; the face's 68 landmarks in the coordinates of the 648x540 portrait;
+    and where that portrait's top-left corner lies on the canvas (what a pose, a warp or a distant
+    shot brings into the frame comes from the rest of the canvas).
+
+    The astronaut's own asymmetry is warped away (every landmark pair is moved to the mean of
+    itself and its mirror image across the facial midline), so the only asymmetry of a synthetic
+    photo is what the generator puts there: a subject's natural asymmetry and the class.
+    """
     from skimage.data import astronaut
 
+    from asymmetry.indices import face_frame
     from asymmetry.landmarks import detect_landmarks
 
-    x0, y0, x1, y1 = CROP
-    img = Image.fromarray(astronaut()).crop(CROP)
-    img = img.resize(((x1 - x0) * UPSCALE, (y1 - y0) * UPSCALE), Image.Resampling.LANCZOS)
-    img = img.filter(ImageFilter.UnsharpMask(radius=2, percent=60, threshold=2))
-    rgb = np.asarray(img)
+    photo = Image.fromarray(astronaut())
+    size = (photo.width * UPSCALE, photo.height * UPSCALE)
+    # The scene is out of focus, as behind a portrait (its mission patch, which dlib's detector
+    # takes for a second face in a distant shot, is a blur) ...
+    canvas = np.array(photo.filter(ImageFilter.GaussianBlur(BACKDROP_BLUR)).resize(size, Image.Resampling.BILINEAR))
+    # ... but for the face: sharp on the portrait crop and a margin, fading out over a second margin.
+    box = [(c + m) for c, m in zip(CROP, (-2 * MARGIN, -2 * MARGIN, 2 * MARGIN, 2 * MARGIN))]
+    sharp = photo.crop(box).resize(((box[2] - box[0]) * UPSCALE, (box[3] - box[1]) * UPSCALE), Image.Resampling.LANCZOS)
+    sharp = np.asarray(sharp.filter(ImageFilter.UnsharpMask(radius=2, percent=60, threshold=2)), dtype=np.float64)
+    bx0, by0, bx1, by1 = (v * UPSCALE for v in box)
+    pad = MARGIN * UPSCALE
+    ys, xs = np.ogrid[:by1 - by0, :bx1 - bx0]
+    inward = np.minimum(np.minimum(ys, by1 - by0 - 1 - ys), np.minimum(xs, bx1 - bx0 - 1 - xs))
+    weight = np.clip(inward / pad, 0, 1)[..., None]
+    canvas[by0:by1, bx0:bx1] = np.round(weight * sharp + (1 - weight) * canvas[by0:by1, bx0:bx1]).astype(np.uint8)
+    # The face is found and made symmetric on the portrait crop plus one margin, then put back.
+    x0, y0, x1, y1 = bx0 + pad, by0 + pad, bx1 - pad, by1 - pad
+    rgb = canvas[y0:y1, x0:x1]
     lm = detect_landmarks(rgb)
     if not lm.ok:  # pragma: no cover - the packaged image is fixed
         raise RuntimeError(f"base face: {lm.status}")
-    return rgb, lm.points
+    frame = face_frame(lm.points)
+    q = frame.to_frame(lm.points)
+    sym = frame.to_image((q + q[MIRROR_ORDER] * (-1, 1)) / 2)
+    helpers_src, helpers_dst = _helper_points(lm.points, sym, _ipd(sym))
+    anchors = _anchors(rgb.shape[1], rgb.shape[0])
+    face = _warp(rgb, np.vstack([lm.points, helpers_src, anchors]), np.vstack([sym, helpers_dst, anchors]),
+                 rgb.shape[:2])
+    # Blend the warped face back in, fading out over the outer half of the margin.
+    fade = MARGIN * UPSCALE / 2
+    ys, xs = np.ogrid[:rgb.shape[0], :rgb.shape[1]]
+    edge = np.minimum(np.minimum(ys, rgb.shape[0] - 1 - ys), np.minimum(xs, rgb.shape[1] - 1 - xs))
+    weight = np.clip(edge / fade, 0, 1)[..., None]
+    canvas[y0:y1, x0:x1] = np.round(weight * face + (1 - weight) * rgb).astype(np.uint8)
+    return canvas, sym - pad, (x0 + pad, y0 + pad)
+
+
+def base_face() -> tuple[np.ndarray, np.ndarray]:
+    """Return the base portrait (RGB, 648x540, made symmetric) and its 68 landmarks; computed once."""
+    canvas, pts, (x, y) = _base()
+    w, h = (CROP[2] - CROP[0]) * UPSCALE, (CROP[3] - CROP[1]) * UPSCALE
+    return canvas[y:y + h, x:x + w], pts
 
 
 def _ipd(pts: np.ndarray) -> float:
+    """Return the inter-pupil distance of 68 landmarks (pixels)."""
     return float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0)))
 
 
-def _warp(rgb: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Piecewise-affine warp moving control points `src` to `dst`; return the warped image.
+def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Return (len(ys), len(xs), 2): for each grid node (x, y), the point of `src` that the
+    piecewise-affine map over the Delaunay triangles of `dst` sends to it (NaN outside them).
 
-    The backward map (output pixel -> source pixel) is linear on each Delaunay triangle of
-    `dst`, i.e. piecewise affine; it is evaluated on a coarse grid and interpolated up.
+    Each triangle fills the nodes in its bounding box; this is 100x faster than Qhull's point
+    location, whose walk gives up on the thin triangles around shut eyes and lid margins.
     """
-    h, w = rgb.shape[:2]
-    step = 4
-    gy, gx = np.mgrid[0:h + step:step, 0:w + step:step].astype(np.float64)
-    interp = LinearNDInterpolator(dst, src - dst)
-    disp = interp(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape + (2,))
-    disp = np.nan_to_num(disp)
-    zoom = ((h + step) / gx.shape[0], (w + step) / gx.shape[1])
-    dx = ndimage.zoom(disp[..., 0], zoom, order=1)[:h, :w]
-    dy = ndimage.zoom(disp[..., 1], zoom, order=1)[:h, :w]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    coords = [yy + dy, xx + dx]
-    out = np.empty_like(rgb)
-    for c in range(3):
-        out[..., c] = ndimage.map_coordinates(rgb[..., c], coords, order=1, mode="reflect")
+    out = np.full((len(ys), len(xs), 2), np.nan)
+    for simplex in Delaunay(dst).simplices:
+        p, q = dst[simplex], src[simplex]
+        edges = np.array([p[1] - p[0], p[2] - p[0]]).T
+        if abs(np.linalg.det(edges)) < 1e-9:
+            continue
+        lo, hi = p.min(0) - 1e-6, p.max(0) + 1e-6
+        i0, i1 = np.searchsorted(ys, lo[1]), np.searchsorted(ys, hi[1], side="right")
+        j0, j1 = np.searchsorted(xs, lo[0]), np.searchsorted(xs, hi[0], side="right")
+        if i0 >= i1 or j0 >= j1:
+            continue
+        gx, gy = np.meshgrid(xs[j0:j1], ys[i0:i1])
+        uv = np.linalg.solve(edges, np.stack([gx.ravel() - p[0, 0], gy.ravel() - p[0, 1]]))
+        bary = np.vstack([1 - uv.sum(0), uv])
+        inside = (bary >= -1e-9).all(0).reshape(gx.shape) & np.isnan(out[i0:i1, j0:j1, 0])
+        mapped = (bary.T @ q).reshape(gx.shape + (2,))
+        out[i0:i1, j0:j1][inside] = mapped[inside]
     return out
 
 
-def _anchors(w: int, h: int, n: int = 8) -> np.ndarray:
-    """Fixed points on and beyond the frame so the warp stays local to the face."""
-    t = np.linspace(-0.1, 1.1, n)
-    ring = [(x * w, -0.1 * h) for x in t] + [(x * w, 1.1 * h) for x in t]
-    ring += [(-0.1 * w, y * h) for y in t[1:-1]] + [(1.1 * w, y * h) for y in t[1:-1]]
-    return np.array(ring)
+def _warp(source: np.ndarray, src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
+          offset: tuple[int, int] = (0, 0), step: int = 4) -> np.ndarray:
+    """Piecewise-affine warp moving control points `src` to `dst`; return the warped image.
 
-
-def _helper_points(pts: np.ndarray, ipd: float) -> np.ndarray:
-    """Extra control points (forehead above each brow, cheeks) that ride along with the face."""
-    fore = pts[17:27] + (0, -0.35 * ipd)
-    cheek_l = (pts[2] + pts[31]) / 2 + (0, -0.1 * ipd)
-    cheek_r = (pts[14] + pts[35]) / 2 + (0, -0.1 * ipd)
-    return np.vstack([fore, cheek_l, cheek_r])
-
-
-def _lid_curve(pts: np.ndarray, idx: list[int], xs: np.ndarray) -> np.ndarray:
-    """Return the y of the lid polyline through points `idx` (ordered by x) at each x."""
-    p = pts[idx]
-    order = np.argsort(p[:, 0])
-    return np.interp(xs, p[order, 0], p[order, 1])
-
-
-def _close_eyes(img: np.ndarray, pts: np.ndarray, closure: dict[str, float]) -> np.ndarray:
-    """Paint each eye closed by `closure[image_side]` (0 = open, 1 = shut) with lid skin.
-
-    The aperture between the upper lid and the new lid edge is filled with skin interpolated
-    from just above and below the eye, and a lash line is drawn at the edge, so dlib's lid
-    points follow (warping the lids alone did not move them; DESIGN §4).
+    The output has `shape` (h, w); the control points are in coordinates whose origin lies at
+    `offset` (x, y) on `source`. The backward map (output pixel -> source pixel) is affine on
+    each Delaunay triangle of `dst`; it is evaluated exactly on a grid every `step` pixels and
+    bilinearly in between.
     """
-    out = img.astype(np.float64)
+    h, w = shape
+    xs, ys = np.arange(0, w + step, step, dtype=np.float64), np.arange(0, h + step, step, dtype=np.float64)
+    back = _backward_map(src, dst, xs, ys) + offset  # the anchors lie beyond the frame: no NaN
+    # Bilinear up to every pixel: node i of n lands on pixel i * step.
+    zoom = [((n - 1) * step + 1) / n for n in back.shape[:2]]
+    coords = [ndimage.zoom(back[..., k], zoom, order=1)[:h, :w] for k in (1, 0)]
+    out = np.empty((h, w, 3), dtype=source.dtype)
+    for c in range(3):
+        out[..., c] = ndimage.map_coordinates(source[..., c], coords, order=1, mode="nearest")
+    return out
+
+
+def _anchors(w: int, h: int, n: int = 24, reach: float = 0.8) -> np.ndarray:
+    """Return fixed points on an ellipse round the frame (semi-axes `reach` times its width and
+    height), so the warp stays local to the face."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.column_stack([w / 2 + reach * w * np.cos(t), h / 2 + reach * h * np.sin(t)])
+
+
+# (upper-lid point, brow point above it): the lid-to-brow segments the eye-region helpers sit on.
+LID_BROW = ((36, 17), (37, 19), (38, 20), (39, 21), (42, 22), (43, 23), (44, 24), (45, 26))
+LID_BAND = 0.035   # lid margin and lash roots: move rigidly with the lid (IPD)
+BROW_BAND = 0.05   # the brow's own thickness below its landmarks: moves with the brow (IPD)
+CREASE = 0.09      # lashes and lid crease end this far above the upper lid (IPD)
+
+
+def _closure_of(src: np.ndarray, dst: np.ndarray, upper: int) -> float:
+    """Return how far (0 open .. 1 shut) the upper-lid point `upper` has come down to its lower lid."""
+    lower = LID_MEETS[upper] if upper in LID_MEETS else _mirror(LID_MEETS[_mirror(upper)])
+    gap_s, gap_d = src[lower, 1] - src[upper, 1], dst[lower, 1] - dst[upper, 1]
+    return float(np.clip(1 - gap_d / gap_s, 0, 1)) if gap_s > 0 else 0.0
+
+
+def _helper_points(src: np.ndarray, dst: np.ndarray, ipd: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (source, destination) of extra control points that keep textures where they belong.
+
+    Between each upper lid and the brow above it, the lid margin and the brow keep their
+    thickness and only the bare skin between them stretches or shrinks; without this a raised
+    brow stretches the dark lid crease into a band that dlib takes for the brow. A closing lid
+    folds its lashes and crease away above its margin. The forehead and fringe ride with the
+    brows; the cheeks follow the jaw and nostrils.
+    """
+    hs, hd = [], []
+    for lid, brow in LID_BROW:
+        seg_s, seg_d = src[brow] - src[lid], dst[brow] - dst[lid]
+        len_s, len_d = float(np.hypot(*seg_s)), float(np.hypot(*seg_d))
+        unit_s, unit_d = seg_s / len_s, seg_d / len_d
+        k = min(1.0, len_d / len_s)  # the bands shrink only when the lid-brow gap closes
+        hs += [src[lid] + unit_s * LID_BAND * ipd, src[brow] - unit_s * BROW_BAND * ipd]
+        hd += [dst[lid] + unit_d * LID_BAND * ipd * k, dst[brow] - unit_d * BROW_BAND * ipd * k]
+        if lid in (37, 38, 43, 44):
+            c = _closure_of(src, dst, lid)
+            hs.append(src[lid] + unit_s * CREASE * ipd)
+            hd.append(dst[lid] + unit_d * (LID_BAND + (CREASE - LID_BAND) * (1 - c) + 0.01 * c) * ipd * k)
+    for i in range(17, 27):
+        hs.append(src[i] + (0, -0.35 * ipd))
+        hd.append(dst[i] + (0, -0.35 * ipd))
+    for jaw, ala in ((2, 31), (14, 35)):
+        hs.append((src[jaw] + src[ala]) / 2 + (0, -0.1 * ipd))
+        hd.append((dst[jaw] + dst[ala]) / 2 + (0, -0.1 * ipd))
+    return np.array(hs), np.array(hd)
+
+
+def _polygon_mask(polygons: list[np.ndarray], shape: tuple[int, int], supersample: int = 4) -> np.ndarray:
+    """Return a float mask (0..1, anti-aliased) covering the given pixel-coordinate polygons."""
+    h, w = shape
+    big = Image.new("L", (w * supersample, h * supersample), 0)
+    draw = ImageDraw.Draw(big)
+    for poly in polygons:
+        draw.polygon([tuple(q) for q in (np.asarray(poly) + 0.5) * supersample - 0.5], fill=255)
+    return np.asarray(big.resize((w, h), Image.Resampling.BOX), dtype=np.float64) / 255.0
+
+
+# Each eye's ring in order: outer corner, upper lid, inner corner, lower lid.
+EYE_RINGS = {"left": [36, 37, 38, 39, 40, 41], "right": [45, 44, 43, 42, 47, 46]}
+LASH_RGB = np.array([45.0, 30.0, 25.0])
+LASH_WIDTH = 0.016  # IPD
+
+
+def _shut_eyes(img: np.ndarray, eyeball: np.ndarray, shut: np.ndarray, opened: np.ndarray,
+               closure: dict[str, float], ipd: float) -> np.ndarray:
+    """Return `img` (the face warped with closing lids) finished where the lids moved.
+
+    `eyeball` is the same face warped with the lids open, `shut` / `opened` the landmarks of
+    each, `closure` the share (0..1) of the way each image side's upper lid came down. Inside
+    the aperture still open the eyeball shows (the lid slides over the iris, it does not squash
+    it); the lid skin stretched over the eye is smoothed (the warp leaves streaks there) and the
+    lid margin gets a lash line. Works on a crop around the eyes.
+    """
     h, w = img.shape[:2]
-    for image_side, ring in (("left", [36, 37, 38, 39, 40, 41]), ("right", [42, 43, 44, 45, 46, 47])):
-        c = float(np.clip(closure.get(image_side, 0.0), 0, 1))
-        if c < 0.02:
+    eyes = np.vstack([shut[36:48], opened[36:48]])
+    x0, y0 = np.maximum(np.floor(eyes.min(0) - 0.3 * ipd), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(eyes.max(0) + 0.3 * ipd), (w, h)).astype(int)
+    off = np.array([x0, y0], dtype=np.float64)
+    shape = (y1 - y0, x1 - x0)
+    out = img[y0:y1, x0:x1].astype(np.float64)
+    aperture = _polygon_mask([shut[ring] - off for ring in EYE_RINGS.values()], shape)[..., None]
+    out = aperture * eyeball[y0:y1, x0:x1] + (1 - aperture) * out
+    lids, lash_lines = [], []
+    for side, ring in EYE_RINGS.items():
+        c = closure.get(side, 0.0)
+        if c <= 0.02:
             continue
-        e = pts[ring]
-        eye_w = e[3, 0] - e[0, 0]
-        pad = 0.15 * eye_w
-        x0, x1 = int(max(e[0, 0] - pad, 0)), int(min(e[3, 0] + pad, w - 1))
-        xs = np.arange(x0, x1 + 1, dtype=np.float64)
-        upper = _lid_curve(pts, [ring[0], ring[1], ring[2], ring[3]], xs)
-        lower = _lid_curve(pts, [ring[0], ring[5], ring[4], ring[3]], xs)
-        top = int(max(upper.min() - 0.22 * eye_w, 1))
-        bottom = int(min(lower.max() + 0.12 * eye_w, h - 2))
-        edge = upper - 0.06 * eye_w + c * (lower - upper + 0.06 * eye_w)
-        above = out[max(top - 3, 0):top, x0:x1 + 1].mean(axis=0)
-        below = out[bottom:bottom + 3, x0:x1 + 1].mean(axis=0)
-        # Horizontal feathering: full inside the eye's corners, fading over the padding.
-        inside = np.clip(np.minimum(xs - (e[0, 0] - pad), (e[3, 0] + pad) - xs) / pad, 0, 1)
-        for j, x in enumerate(xs.astype(int)):
-            rows = np.arange(top, bottom + 1)
-            t = (rows - top) / max(bottom - top, 1)
-            skin = (1 - t)[:, None] * above[j] + t[:, None] * below[j]
-            skin *= (1 - 0.10 * np.exp(-((rows - edge[j]) / (0.08 * eye_w)) ** 2))[:, None]  # lid crease shadow
-            fade_in = np.clip((rows - top) / (0.35 * max(edge[j] - top, 1)), 0, 1)  # blend into the lid above
-            covered = (np.clip((edge[j] - rows) / 1.5 + 0.5, 0, 1) * fade_in)[:, None] * inside[j]
-            if c >= 0.98:
-                covered = np.clip(covered + np.clip((rows - edge[j]) / 2.0, 0, 1)[:, None] * inside[j], 0, 1)
-            out[rows, x] = covered * skin + (1 - covered) * out[rows, x]
-            if e[0, 0] + 0.05 * eye_w <= x <= e[3, 0] - 0.05 * eye_w:
-                lash = np.exp(-((rows - edge[j]) / (0.035 * eye_w)) ** 2)[:, None]
-                out[rows, x] = out[rows, x] * (1 - 0.65 * lash)
-    return np.clip(out, 0, 255).astype(np.uint8)
+        lid_shut, lid_open = shut[ring[:4]] - off, opened[ring[:4]] - off
+        top = lid_open - (0, (CREASE + 0.02) * c * ipd)
+        lids.append(np.vstack([lid_shut - (0, LID_BAND * 0.5 * ipd), top[::-1]]))
+        lash_lines.append((lid_shut, c))
+    if not lids:
+        return img
+    smooth = ndimage.gaussian_filter(out, sigma=(0.02 * ipd, 0.05 * ipd, 0))
+    grain = ndimage.gaussian_filter(out, sigma=(0.006 * ipd, 0.006 * ipd, 0)) - ndimage.gaussian_filter(
+        out, sigma=(0.03 * ipd, 0.03 * ipd, 0))
+    skin = ndimage.gaussian_filter(_polygon_mask(lids, shape), 0.015 * ipd)[..., None]
+    out = skin * (smooth + 0.5 * grain) + (1 - skin) * out
+    lash = Image.new("L", (shape[1] * 4, shape[0] * 4), 0)
+    draw = ImageDraw.Draw(lash)
+    for line, c in lash_lines:
+        draw.line([tuple(q) for q in (line + 0.5) * 4 - 0.5], fill=int(255 * c),
+                  width=max(1, round(LASH_WIDTH * ipd * 4)), joint="curve")
+    dark = ndimage.gaussian_filter(np.asarray(lash.resize(shape[::-1], Image.Resampling.BOX), dtype=np.float64) / 255.0,
+                                   0.004 * ipd)[..., None]
+    out = out * (1 - 0.7 * dark) + 0.7 * dark * LASH_RGB
+    result = img.copy()
+    result[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+    return result
+
+
+# The nasolabial fold of the image-left half, as (landmark, dx outward, dy down) in IPD: its outer
+# then inner edge, from beside the nostril down to just above the mouth corner.
+FOLD = (((31, 0.36, -0.16), (48, 0.14, -0.14), (48, 0.07, 0.0)),
+        ((31, 0.22, -0.16), (48, 0.02, -0.14), (48, 0.02, -0.03)))
+
+
+def _flatten_fold(img: np.ndarray, pts: np.ndarray, image_side: str, strength: float, ipd: float) -> np.ndarray:
+    """Return `img` with the nasolabial fold of one half smoothed away by `strength` (0..1): a
+    paralysed cheek has a flat fold, and a fold left where the mouth corner was draws dlib's
+    corner point back up to it."""
+    if strength <= 0:
+        return img
+    outward = -1.0 if image_side == "left" else 1.0
+    edges = [[pts[i if image_side == "left" else _mirror(i)] + np.array([dx * outward, dy]) * ipd
+              for i, dx, dy in edge] for edge in FOLD]
+    poly = np.array(edges[0] + edges[1][::-1])
+    h, w = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(poly.min(0) - 0.1 * ipd), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(poly.max(0) + 0.1 * ipd), (w, h)).astype(int)
+    crop = img[y0:y1, x0:x1].astype(np.float64)
+    mask = ndimage.gaussian_filter(_polygon_mask([poly - (x0, y0)], crop.shape[:2]), 0.02 * ipd)[..., None]
+    smooth = ndimage.gaussian_filter(crop, sigma=(0.035 * ipd, 0.035 * ipd, 0))
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(crop + strength * mask * (smooth - crop), 0, 255).astype(np.uint8)
+    return out
 
 
 @dataclass(frozen=True)
@@ -239,9 +414,70 @@ def subject_landmarks(rng: np.random.Generator, pts: np.ndarray, ipd: float) -> 
     d[48:68, 0] += (pts[48:68, 0] - mid[0]) * mouth_w
     brow_h = rng.normal(0, 0.03) * ipd
     d[17:27, 1] += brow_h
-    # Natural asymmetry: healthy faces are not perfectly symmetric (about 0.5% of the IPD per point).
-    d += rng.normal(0, 0.004 * ipd, size=(68, 2))
+    # Natural asymmetry: no face is perfectly symmetric. One brow and one mouth corner sit a little
+    # higher, the nose is a little off the midline, and every point is off by a trace.
+    brow_tilt, mouth_tilt, nose_off = rng.normal(0, NATURAL_ASYMMETRY, 3) * ipd
+    d[17:22, 1] += brow_tilt / 2
+    d[22:27, 1] -= brow_tilt / 2
+    for image_side, sign in (("left", 0.5), ("right", -0.5)):
+        idx, weight = _group_weights("mouth", pts, image_side)
+        d[idx, 1] += sign * mouth_tilt * weight
+    d[27:36, 0] += nose_off
+    d += rng.normal(0, NATURAL_ASYMMETRY / 5 * ipd, size=(68, 2))
     return d
+
+
+def render_face(movement: str, label: str, *, mirrored: bool, seed: int, subject_seed: int,
+                scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (RGB image, the 68 landmark positions the warp aimed for) of one synthetic photo."""
+    canvas, pts, offset = _base()
+    w, h = (CROP[2] - CROP[0]) * UPSCALE, (CROP[3] - CROP[1]) * UPSCALE
+    ipd = _ipd(pts)
+    srng = np.random.default_rng(subject_seed)
+    prng = np.random.default_rng(seed)
+    d = subject_landmarks(srng, pts, ipd)
+    side, severity = class_side_severity(label)
+    # Patient side -> image side: a mirrored photo shows the patient's left on the image's left.
+    affected = None if side is None else ("left" if (side == "L") == mirrored else "right")
+    share = {s: (AMPLITUDE[severity] if s == affected else 1.0) for s in ("left", "right")}
+    closure = {s: (EYE_CLOSURE[severity] if s == affected else 1.0) if movement == "MV1" else 0.0
+               for s in ("left", "right")}
+    for image_side in ("left", "right"):
+        d += share[image_side] * movement_action(movement, pts, image_side, ipd)
+        if image_side == affected:
+            d += DROOP[severity] * droop(pts, image_side, ipd)
+    opened = pts + d
+    # The upper lid comes down towards the lower lid where droop and the movement left it.
+    moved = opened + sum(closure[s] * eye_closure(opened, s) for s in ("left", "right"))
+    # Per-photo pose: a small similarity transform about the face centre.
+    centre = pts.mean(0)
+    roll_sd, zoom_sd, shift_sd = POSE_SD
+    angle = np.deg2rad(prng.normal(0, roll_sd))
+    zoom = scale * (1 + prng.normal(0, zoom_sd))
+    shift = prng.normal(0, shift_sd, size=2) * (w, h)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * zoom
+
+    def pose(p):
+        return (p - centre) @ rot.T + centre + shift
+
+    anchors = _anchors(w, h, reach=0.8 / min(scale, 1.0))  # a distant shot shrinks them: still round the frame
+
+    def warp_to(target):
+        helpers_src, helpers_dst = _helper_points(pts, target, ipd)
+        return _warp(canvas, np.vstack([pts, helpers_src, anchors]), pose(np.vstack([target, helpers_dst, anchors])),
+                     (h, w), offset)
+
+    img = warp_to(moved)
+    if affected is not None:
+        img = _flatten_fold(img, pose(moved), affected, DROOP[severity], ipd * zoom)
+    if movement == "MV1":
+        img = _shut_eyes(img, warp_to(opened), pose(moved), pose(opened), closure, ipd * zoom)
+    # Colour and light: per-subject skin tone shift, per-photo exposure.
+    gain = np.clip(srng.normal(1, 0.06, 3) * prng.normal(1, 0.04), 0.75, 1.25)
+    gamma = float(np.clip(prng.normal(1, 0.06), 0.8, 1.2))
+    levels = np.clip(255 * (np.arange(256)[:, None] / 255.0) ** gamma * gain, 0, 255).astype(np.uint8)
+    img = np.stack([levels[img[..., c], c] for c in range(3)], axis=-1)
+    return img, pose(moved)
 
 
 def make_image(subject: str, movement: str, label: str, *, mirrored: bool, seed: int,
@@ -253,44 +489,7 @@ def make_image(subject: str, movement: str, label: str, *, mirrored: bool, seed:
     `blur` (Gaussian sigma, pixels) and `scale` (< 1 shrinks the face inside the frame) make
     the low-quality photos that the export keeps out of validation and test.
     """
-    base, pts = base_face()
-    h, w = base.shape[:2]
-    ipd = _ipd(pts)
-    srng = np.random.default_rng(subject_seed)
-    prng = np.random.default_rng(seed)
-    d = subject_landmarks(srng, pts, ipd)
-    side, severity = class_side_severity(label)
-    # Patient side -> image side: a mirrored photo shows the patient's left on the image's left.
-    affected = None if side is None else ("left" if (side == "L") == mirrored else "right")
-    for image_side in ("left", "right"):
-        amp = AMPLITUDE[severity] if image_side == affected else 1.0
-        d += amp * movement_action(movement, pts, image_side, ipd)
-        if image_side == affected:
-            d += DROOP[severity] * droop(pts, image_side, ipd)
-    moved = pts + d
-    helpers_src = _helper_points(pts, ipd)
-    helpers_dst = _helper_points(moved, ipd)
-    # Per-photo pose: a small similarity transform about the face centre.
-    centre = pts.mean(0)
-    angle = np.deg2rad(prng.normal(0, 2.0))
-    s = scale * (1 + prng.normal(0, 0.03))
-    shift = prng.normal(0, 0.02, size=2) * (w, h)
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) * s
-
-    def pose(p):
-        return (p - centre) @ rot.T + centre + shift
-
-    anchors = _anchors(w, h)
-    src = np.vstack([pts, helpers_src, anchors])
-    dst = np.vstack([pose(moved), pose(helpers_dst), pose(anchors)])
-    img = _warp(base, src, dst)
-    if movement == "MV1":
-        closure = {s: (AMPLITUDE[severity] if s == affected else 1.0) for s in ("left", "right")}
-        img = _close_eyes(img, pose(moved), closure)
-    # Colour and light: per-subject skin tone shift, per-photo exposure.
-    gain = np.clip(srng.normal(1, 0.06, 3) * prng.normal(1, 0.04), 0.75, 1.25)
-    gamma = float(np.clip(prng.normal(1, 0.06), 0.8, 1.2))
-    img = np.clip(255 * (img / 255.0) ** gamma * gain, 0, 255).astype(np.uint8)
+    img, _ = render_face(movement, label, mirrored=mirrored, seed=seed, subject_seed=subject_seed, scale=scale)
     pil = Image.fromarray(img)
     if blur > 0:
         pil = pil.filter(ImageFilter.GaussianBlur(blur))
@@ -329,5 +528,5 @@ def movement_label(subject_label: str, movement: str, rng: np.random.Generator) 
     return subject_label
 
 
-__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "make_image", "subject_plan", "movement_label",
-           "class_side_severity", "base_face"]
+__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "make_image", "render_face", "subject_plan",
+           "movement_label", "class_side_severity", "base_face"]

@@ -42,7 +42,7 @@ def test_mouth_corner_drop_grows_with_severity_on_the_paralysed_side():
              for lab in ("N", "L1", "L2", "L3", "R1", "R2", "R3")}
     assert drops["L1"] < drops["N"] - 0.01 and drops["L3"] < drops["L2"] < drops["L1"]  # image-right corner lower
     assert drops["R1"] > drops["N"] + 0.01 and drops["R3"] > drops["R2"] > drops["R1"]  # image-left corner lower
-    # dlib sees about a third of the warp (its shape prior); measured ~0.05-0.07 IPD at grade 3.
+    # dlib sees about half of the warp (its shape prior); measured ~0.07-0.10 IPD at grade 3.
     assert drops["R3"] - drops["N"] > 0.03 and drops["N"] - drops["L3"] > 0.03
 
 
@@ -55,7 +55,7 @@ def test_mirrored_flag_puts_the_patients_side_on_the_other_image_side():
 
 def test_eye_closure_fails_more_with_severity():
     openings = [_lid_opening(make_image("S", "MV1", lab, mirrored=False, **SUBJECT).jpeg) for lab in ("N", "L1", "L2", "L3")]
-    assert openings == sorted(openings) and openings[3] - openings[0] > 0.05
+    assert openings == sorted(openings) and openings[3] - openings[0] > 0.07  # measured 0.09
 
 
 def test_subjects_differ_and_the_generator_is_deterministic():
@@ -64,7 +64,7 @@ def test_subjects_differ_and_the_generator_is_deterministic():
     assert a == make_image("S", "MV0", "N", mirrored=False, seed=1, subject_seed=1).jpeg
     assert a != b
     la, lb = detect_landmarks(a), detect_landmarks(b)
-    assert np.abs(_frame(la.points) - _frame(lb.points)).max() > 0.02
+    assert np.abs(_frame(la.points) - _frame(lb.points)).max() > 0.04  # measured 0.07
 
 
 def test_demo_is_marked_synthetic_with_hidden_truth(db, data_dir):
