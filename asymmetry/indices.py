@@ -15,8 +15,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# Bump when a formula changes: stored indices with another version are recomputed.
-INDEX_VERSION = "asym-1.0"
+# Bump when a formula changes: stored indices with another version are recomputed (from the
+# stored landmark points when the landmark version is unchanged; asymmetry/measure.py).
+# asym-1.1: the lid term's denominator is floored at LID_FLOOR.
+INDEX_VERSION = "asym-1.1"
 
 # Symmetric landmark pairs of dlib's 68-point scheme; the first point of each pair is on the
 # IMAGE's left (dlib numbers by image side), the second on the image's right.
@@ -30,6 +32,11 @@ REGION_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
 ANGLE_SEGMENTS: dict[str, tuple[int, int]] = {"m_an": (48, 54), "n_an": (31, 35), "eb_an": (19, 24)}
 # Upper/lower lid point pairs whose mean distance is an eye's opening (image-left eye, image-right eye).
 LID_PAIRS = (((37, 41), (38, 40)), ((43, 47), (44, 46)))
+# Smallest denominator of the lid-opening difference, in inter-pupil distances (an open eye
+# measures ~0.13 on the astronaut). DESIGN §4 divides by max(o_R, o_L) alone; with both eyes shut
+# (MV1, class N) that divides one ~0.03 opening by another and pixel noise reads as asymmetry
+# (|RgAs| Spearman on MV1 0.75 -> 0.90 with the floor; docs/asymmetry.md §4).
+LID_FLOOR = 0.1
 LEFT_EYE_IMAGE = slice(36, 42)   # the eye on the image's left
 RIGHT_EYE_IMAGE = slice(42, 48)  # the eye on the image's right
 
@@ -198,15 +205,10 @@ def lid_openings(q: np.ndarray) -> np.ndarray:
 
 
 def lid_difference(q: np.ndarray, left_sign: float) -> tuple[float, float]:
-    """Return (|o_R - o_L| / max(o_R, o_L), signed form): positive = patient's left more open.
-
-    Both eyes shut (max opening 0) counts as symmetric: (0, 0).
-    """
+    """Return (|o_R - o_L| / max(o_R, o_L, LID_FLOOR), signed form): positive = patient's left
+    more open. `q` is in the pupil frame (inter-pupil distance 1)."""
     o_img_left, o_img_right = lid_openings(q)
-    top = max(o_img_left, o_img_right)
-    if not top > 0:
-        return 0.0, 0.0
-    diff = (o_img_left - o_img_right) / top
+    diff = (o_img_left - o_img_right) / max(o_img_left, o_img_right, LID_FLOOR)
     return float(abs(diff)), float(left_sign * diff)
 
 

@@ -129,15 +129,29 @@ def learn_and_store_ranges(db: sqlite_utils.Database, actor: User) -> RangeTable
         exists = conn.execute("SELECT 1 FROM range_tables WHERE version = ?", (table.version,)).fetchone()
         if not exists:
             conn.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
-                         (table.version, now(), actor.name, json.dumps({**params, "images": len(rows)}), table.to_json()))
+                         (table.version, now(), actor.name, json.dumps({**params, "images": len(rows), **_versions()}),
+                          table.to_json()))
             audit(conn, actor.name, "ranges.learned", "range_table", table.version, images=len(rows))
     return table
 
 
+def _versions() -> dict[str, str]:
+    return {"landmark_version": LANDMARK_VERSION, "index_version": INDEX_VERSION}
+
+
 def latest_ranges(db: sqlite_utils.Database) -> RangeTable | None:
-    """Return the newest stored range table, or None before any was learned."""
-    row = db.execute("SELECT table_json FROM range_tables ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
+    """Return the newest stored range table learned on indices of the current landmark and index
+    versions, or None before any was. A table learned on an older formula is never applied to
+    indices of a newer one: check 2 waits until the ranges are learned again (`ranges_stale`)."""
+    row = db.execute("SELECT table_json FROM range_tables WHERE json_extract(params, '$.landmark_version') = ? "
+                     "AND json_extract(params, '$.index_version') = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                     [LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return RangeTable.from_json(row[0]) if row else None
+
+
+def ranges_stale(db: sqlite_utils.Database) -> bool:
+    """True when range tables exist but none was learned on the current index versions."""
+    return latest_ranges(db) is None and db.execute("SELECT 1 FROM range_tables LIMIT 1").fetchone() is not None
 
 
 def run_check2(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> dict[str, int]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from asymmetry.indices import (INDEX_VERSION, MIRROR_ORDER, REGION_PAIRS, SIDE_DEADBAND, Indices,
+from asymmetry.indices import (INDEX_VERSION, LID_FLOOR, MIRROR_ORDER, REGION_PAIRS, SIDE_DEADBAND, Indices,
                                compute_indices, face_frame)
 
 FLOAT_FIELDS = ["eas", "ebas", "nas", "mas", "rgas", "m_an", "n_an", "eb_an", "anas",
@@ -142,6 +142,22 @@ def test_half_closed_left_eye_gives_the_derived_values():
     assert ind.rgas == pytest.approx(0.52)
     assert ind.anas == pytest.approx(0.0, abs=1e-12)
     assert ind.side == "R"
+
+
+def test_both_eyes_shut_lid_term_is_counted_against_the_floor():
+    # MV1 with both eyes shut: openings 0.03 and 0.02 IPD. DESIGN's max(o) alone would give
+    # |0.03 - 0.02| / 0.03 = 0.33, a third of full asymmetry from one pixel of lid noise; with the
+    # LID_FLOOR of 0.1 it is 0.01 / 0.1 = 0.1. Upper lids (37, 38 | 43, 44) come down, lower lids
+    # (40, 41 | 46, 47) go up by the same amount so the pupil centres stay put.
+    q = symmetric_face()
+    q[[37, 38], 1] += 0.045
+    q[[40, 41], 1] -= 0.045    # image-left eye: 0.12 -> 0.03
+    q[[43, 44], 1] += 0.05
+    q[[46, 47], 1] -= 0.05     # image-right eye (patient's left): 0.12 -> 0.02
+    ind = compute_indices(to_pixels(q), mirrored=False)
+    assert LID_FLOOR == 0.1
+    assert ind.lid_signed == pytest.approx(-0.1)
+    # Open eyes are unaffected: the half-closed test above still divides by the open eye's 0.12.
 
 
 def test_lowered_brow_gives_the_derived_values():

@@ -36,6 +36,28 @@ def test_run_stores_once_and_resumes(db, data_dir):
     assert len(json.loads(row[0])) == 68 and "rgas_signed" in json.loads(row[1])
 
 
+def test_a_new_index_version_is_recomputed_from_stored_points_without_dlib(db, data_dir, monkeypatch):
+    import asymmetry.measure as measure
+    from asymmetry.indices import compute_indices
+
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
+    measure_pending(db, data_dir, workers=1)
+    # A formula change: the same landmarks, a new index version. No photo may be decoded again.
+    monkeypatch.setattr(measure, "INDEX_VERSION", "asym-test-next")
+    monkeypatch.setattr(measure, "measure_photo", lambda *a, **k: pytest.fail("decoded a photo again"))
+    assert len(pending(db, data_dir)) == 7
+    assert measure_pending(db, data_dir, workers=1) == {"reindexed": 7}
+    assert pending(db, data_dir) == [] and measure_pending(db, data_dir, workers=1) == {}
+    rows = db.execute("SELECT m.points, i.mirrored, m.rgas, m.side, m.blurry, m.distant, m.sharpness FROM measurements m "
+                      "JOIN images i ON i.id = m.image_id WHERE index_version = 'asym-test-next'").fetchall()
+    old = db.execute("SELECT blurry, distant, sharpness FROM measurements WHERE index_version <> 'asym-test-next' "
+                     "ORDER BY image_id").fetchall()
+    assert len(rows) == 7 and [r[4:] for r in rows] == old  # quality flags carried over
+    for points, mirrored, rgas, side, *_ in rows:
+        ind = compute_indices(np.asarray(json.loads(points)), bool(mirrored))
+        assert rgas == pytest.approx(ind.rgas) and side == ind.side
+
+
 def test_quality_override_wins_and_is_append_only(db, data_dir):
     load_demo(db, data_dir, subjects=1, seed=5, workers=1)
     measure_pending(db, data_dir, workers=1)

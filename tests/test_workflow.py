@@ -2,6 +2,7 @@
 blinding, undo, exclusion and re-learned ranges. Images here are bare database rows (the
 engine never looks at pixels); measurements are set by hand to known values."""
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -194,6 +195,22 @@ def test_check2_accepts_rejects_and_ranges_are_versioned(db, team):
     versions = dict(db.execute("SELECT image_id, range_version FROM check2_results").fetchall())
     assert versions[ids[0]] == v1.version and versions[extra[0]] == v2.version
     assert db.execute("SELECT count(*) FROM range_tables").fetchone()[0] == 2
+
+
+def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatch):
+    import labeling.workflow as workflow
+
+    settings.change(db, "range_min_count", 3, "admin")
+    _agreed(db, team, [("N", 0.00, 0.1), ("N", 0.01, 0.2), ("N", -0.01, 0.0)])
+    learned = learn_and_store_ranges(db, team["coord"])
+    assert workflow.latest_ranges(db).version == learned.version and not workflow.ranges_stale(db)
+    params = json.loads(db.execute("SELECT params FROM range_tables").fetchone()[0])
+    assert params["index_version"] == INDEX_VERSION
+    # The formula changes: the stored table describes indices no longer computed.
+    monkeypatch.setattr(workflow, "INDEX_VERSION", "asym-test-next")
+    assert workflow.latest_ranges(db) is None and workflow.ranges_stale(db)
+    _agreed(db, team, [("N", 0.02, 0.1)])
+    assert run_check2(db) == {}  # waits for ranges of the current formula
 
 
 def test_adjudication_final_and_exclusion(db, team):

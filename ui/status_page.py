@@ -8,7 +8,7 @@ import streamlit as st
 from db.access import data_dir
 from labeling.permissions import allowed, require
 from labeling.queue import reader_progress
-from labeling.workflow import learn_and_store_ranges, reader_summary, run_check2, state_counts
+from labeling.workflow import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
 from ui.common import database, guard
 
 LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting read 2", "agreed": "Agreed (check 1)",
@@ -61,6 +61,9 @@ def status_page() -> None:
         st.dataframe(readers, hide_index=True, use_container_width=True)
     if allowed(user, "ranges.learn"):
         st.subheader("Check 2")
+        if ranges_stale(db):
+            st.warning("The asymmetry formulas changed since the range table was learned: check 2 waits until "
+                       "the images are measured again (fast: from the stored landmarks) and the ranges re-learned.")
         c1, c2 = st.columns(2)
         if c1.button("Measure new images and run check 2"):
             _measure(user)
