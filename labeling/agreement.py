@@ -19,7 +19,7 @@ from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
 
 from db.migrations import CLASSES, MOVEMENTS
 from labeling.csvsafe import safe_csv_frame
-from labeling.prediagnosis import side_and_degree
+from labeling.classes import side_and_degree
 
 K = len(CLASSES)
 # Side (0 none, 1 left, 2 right) and degree (0-3) of each class, in CLASSES order.

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from db.migrations import CLASSES, MOVEMENTS
+from labeling.classes import side_and_degree
 
 MOVEMENT_NAMES = {"MV0": "at rest", "MV1": "eyes closed", "MV2": "eyebrows raised", "MV3": "cheeks puffed",
                   "MV4": "grinning", "MV5": "nose wrinkled", "MV6": "whistling"}
@@ -31,11 +32,6 @@ MOVEMENT_MUSCLES = {
 MUSCLES = tuple(dict.fromkeys(m for ms in MOVEMENT_MUSCLES.values() for m in ms))
 SEVERITY = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
 SIDE_NAMES = {"L": "left", "R": "right"}
-
-
-def side_and_degree(label: str) -> tuple[str | None, int]:
-    """Return ('L' | 'R' | None, degree 0-3) of a class name."""
-    return (None, 0) if label == "N" else (label[0], int(label[1]))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from scipy.spatial import Delaunay
 
 from asymmetry.indices import MIRROR_ORDER
 from db.migrations import CLASSES, MOVEMENTS
+from labeling.classes import side_and_degree
 
 GENERATOR = "astronaut-warp-v2"
 # Portrait crop of skimage.data.astronaut() around the face, upscaled 4x to 540x648 (the face
@@ -74,11 +75,6 @@ ACTIONS: dict[str, tuple[tuple[str, float, float], ...]] = {
 # sagging: lagophthalmos and ectropion), the nostril and the hemi-lip sag.
 DROOP_SHAPE = (("brow", 0, 0.05), ("upper_lid", 0, -0.045), ("lower_lid", 0, 0.045), ("mouth", 0, 0.15),
                ("ala", 0, 0.07))
-
-
-def class_side_severity(label: str) -> tuple[str | None, int]:
-    """Return ('L'|'R'|None, 0..3) for a class name."""
-    return (None, 0) if label == "N" else (label[0], int(label[1]))
 
 
 def _mirror(i: int) -> int:
@@ -436,7 +432,7 @@ def render_face(movement: str, label: str, *, mirrored: bool, seed: int, subject
     srng = np.random.default_rng(subject_seed)
     prng = np.random.default_rng(seed)
     d = subject_landmarks(srng, pts, ipd)
-    side, severity = class_side_severity(label)
+    side, severity = side_and_degree(label)
     # Patient side -> image side: a mirrored photo shows the patient's left on the image's left.
     affected = None if side is None else ("left" if (side == "L") == mirrored else "right")
     share = {s: (AMPLITUDE[severity] if s == affected else 1.0) for s in ("left", "right")}
@@ -529,4 +525,4 @@ def movement_label(subject_label: str, movement: str, rng: np.random.Generator) 
 
 
 __all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "make_image", "render_face", "subject_plan",
-           "movement_label", "class_side_severity", "base_face"]
+           "movement_label", "base_face"]
