@@ -29,6 +29,9 @@ SIM_READERS = ("sim-reader-a", "sim-reader-b")
 SIM_ADJUDICATOR = "sim-adjudicator"
 BLURRY_SHARE = 0.05
 DISTANT_SHARE = 0.05
+# How the low-quality demo photos are made: both must trip the measured flags (tests/test_quality.py).
+BLUR_SIGMA = 2.5      # Gaussian blur, pixels: sharpness ~40-60 against the threshold of 120
+DISTANT_SCALE = 0.15  # face shrunk in the frame: face box ~0.095 of the width against 0.12
 
 
 @dataclass
@@ -58,8 +61,8 @@ def plan_photos(subjects: int, seed: int) -> list[dict]:
                          "mirrored": subj["mirrored"], "source": subj["source"], "subject_seed": subj["subject_seed"],
                          "seed": int(rng.integers(2**31)), "sex": str(subj["sex"]), "age_group": str(subj["age_group"]),
                          "cohort": subj["cohort"],
-                         "blur": 2.5 if r < BLURRY_SHARE else 0.0,
-                         "scale": 0.22 if BLURRY_SHARE <= r < BLURRY_SHARE + DISTANT_SHARE else 1.0})
+                         "blur": BLUR_SIGMA if r < BLURRY_SHARE else 0.0,
+                         "scale": DISTANT_SCALE if BLURRY_SHARE <= r < BLURRY_SHARE + DISTANT_SHARE else 1.0})
     return jobs
 
 

@@ -101,3 +101,22 @@ def test_no_face_gives_unknown_flags():
 
 def test_box_outside_the_image_gives_nan_sharpness():
     assert math.isnan(sharpness(np.zeros((50, 50, 3), np.uint8), (60, 60, 90, 90)))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_the_demos_low_quality_photos_trip_the_flags(seed):
+    """The synthetic demo's blurry and distant photos (labeling/demo.py) are flagged by the measured
+    values, so a new user sees the flags and the export's train-only rule at work."""
+    from asymmetry.measure import measure_photo
+    from labeling.demo import BLUR_SIGMA, DISTANT_SCALE
+    from labeling.synthetic import make_image
+
+    def flags(**kw):
+        photo = make_image("S", "MV0", "L2", mirrored=False, seed=seed, subject_seed=seed, **kw)
+        m = measure_photo(photo.jpeg, False)
+        assert m.status == "ok"
+        return m.quality["blurry"], m.quality["distant"]
+
+    assert flags() == (False, False)
+    assert flags(blur=BLUR_SIGMA) == (True, False)
+    assert flags(scale=DISTANT_SCALE) == (False, True)
