@@ -1,0 +1,82 @@
+"""The asymmetry indices on the synthetic generator's photos (issue 3's acceptance figures, and
+docs/asymmetry.md §5 and §11): Spearman correlation of |RgAs| and |AnAs| with severity per
+movement, the side recovered per grade, and the side dead-band table.
+
+Every photo is SYNTHETIC (labeling/synthetic.py), measured through the whole pipeline: JPEG ->
+decode -> dlib -> indices. Subject k is photographed as a selfie (`mirrored`) when k is odd.
+
+    .venv/bin/python bench/generator_indices.py [--subjects 32] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asymmetry.indices import INDEX_VERSION, side_of  # noqa: E402
+from asymmetry.measure import measure_photo  # noqa: E402
+from db.migrations import CLASSES, MOVEMENTS  # noqa: E402
+from labeling.classes import side_and_degree  # noqa: E402
+from labeling.synthetic import GENERATOR, base_face, make_image  # noqa: E402
+
+DEADBANDS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
+
+
+def _measure(job: tuple) -> dict:
+    movement, label, subject = job
+    mirrored = bool(subject % 2)
+    photo = make_image("BENCH", movement, label, mirrored=mirrored, seed=1000 + subject, subject_seed=subject)
+    m = measure_photo(photo.jpeg, mirrored)
+    side, grade = side_and_degree(label)
+    row = {"movement": movement, "label": label, "truth": side, "grade": grade, "status": m.status}
+    if m.indices is not None:
+        row.update(rgas=m.indices.rgas, anas=m.indices.anas, side_score=m.indices.side_score)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subjects", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    base_face()  # built once here, inherited by the forked workers
+    jobs = [(mv, label, s) for s in range(1, args.subjects + 1) for mv in MOVEMENTS for label in CLASSES]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = pd.DataFrame(pool.map(_measure, jobs, chunksize=8))
+    print(f"{len(rows):,} synthetic photos ({GENERATOR}, index version {INDEX_VERSION}), {args.subjects} subjects, "
+          f"measured in {time.perf_counter() - t:.0f} s; not ok: {int((rows.status != 'ok').sum())}")
+    ok = rows[rows.status == "ok"]
+
+    table = {index: [spearmanr(g.grade, g[index].abs()).statistic for _, g in ok.groupby("movement")]
+             for index in ("rgas", "anas")}
+    print("\nSpearman of the absolute index with severity (N = 0, grades 1-3):")
+    print("| movement | " + " | ".join(MOVEMENTS) + " |\n|---|" + "---|" * len(MOVEMENTS))
+    for index, values in table.items():
+        print(f"| \\|{'RgAs' if index == 'rgas' else 'AnAs'}\\| | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+
+    lr = ok[ok.truth.notna()]
+    found = lr.side_score.map(side_of)
+    print(f"\nside = the class's side on {int((found == lr.truth).sum()):,} of {len(lr):,} L/R photos; "
+          f"|side_score| median by grade: " + ", ".join(f"{g} {lr[lr.grade == g].side_score.abs().median():.1f}"
+                                                        for g in (1, 2, 3)))
+    n = ok[ok.truth.isna()]
+    print("\n| dead-band | L/R photos: side right | mild (1) | moderate (2) | severe (3) | N photos: side None |")
+    print("|---|---|---|---|---|---|")
+    for band in DEADBANDS:
+        right = lr.side_score.map(lambda s: side_of(s, band)) == lr.truth
+        per = [right[lr.grade == g].mean() for g in (1, 2, 3)]
+        none = n.side_score.map(lambda s: side_of(s, band)).isna().mean()
+        print(f"| {band:g} | {right.mean():.2f} | " + " | ".join(f"{p:.2f}" for p in per) + f" | {none:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
