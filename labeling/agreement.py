@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -104,6 +105,21 @@ def _percentile_ci(reps: np.ndarray, boot: Bootstrap) -> tuple[float, float, str
     return float(lo), float(hi), (f"{bad} of {len(reps)} resamples undefined; CI from the rest" if bad else None)
 
 
+def _percentile_cis(reps: np.ndarray, boot: Bootstrap) -> list[tuple[float, float, str | None]]:
+    """_percentile_ci of each row of reps (groups x resamples); the rows without an undefined
+    replicate in one np.quantile call, which computes each row as the 1-D call would."""
+    out: list = [None] * len(reps)
+    finite = np.isfinite(reps).all(axis=1)
+    if finite.any():
+        tail = (1.0 - boot.confidence) / 2.0
+        lo, hi = np.quantile(reps[finite], [tail, 1.0 - tail], axis=1)
+        for row, low, high in zip(np.flatnonzero(finite), lo, hi):
+            out[row] = (float(low), float(high), None)
+    for row in np.flatnonzero(~finite):
+        out[row] = _percentile_ci(reps[row], boot)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Patterns: an image's graded reads reduced to (first label, second label, count per class).
 # Every measure depends on the images only through how many images share each pattern, so a
@@ -126,18 +142,27 @@ CELL_PATTERNS = _cell_patterns()
 
 def _pair_tables(P: np.ndarray, W: np.ndarray) -> np.ndarray:
     """(B, 7, 7) tables of first read (rows) vs second read (columns)."""
+    if P is CELL_PATTERNS:  # pattern a * 7 + b is the cell (a, b): the counts are the tables
+        return W.reshape(-1, K, K)
     idx = np.flatnonzero(P[:, _SECOND] >= 0)
     onehot = np.zeros((len(P), K * K))
     onehot[idx, P[idx, _FIRST] * K + P[idx, _SECOND]] = 1.0
     return (W @ onehot).reshape(-1, K, K)
 
 
-def _kappa_reps(T: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted Cohen's kappa of each table in T, 1 - sum(w*O) / sum(w*E), w disagreement weights
-    (statsmodels' definition; w = 1 - I gives the unweighted kappa). Bootstrap replicates only."""
-    n = T.sum((1, 2))
+def _chance(T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (n, n or 1 where n = 0, expected proportions from the margins) of each table in T."""
+    rows, cols = T.sum(2), T.sum(1)
+    n = rows.sum(1)  # counts are whole numbers: any order of summing gives the same n
     safe = np.where(n > 0, n, 1.0)
-    expected = T.sum(2)[:, :, None] * T.sum(1)[:, None, :] / (safe ** 2)[:, None, None]
+    return n, safe, rows[:, :, None] * cols[:, None, :] / (safe ** 2)[:, None, None]
+
+
+def _kappa_reps(T: np.ndarray, weights: np.ndarray, chance=None) -> np.ndarray:
+    """Weighted Cohen's kappa of each table in T, 1 - sum(w*O) / sum(w*E), w disagreement weights
+    (statsmodels' definition; w = 1 - I gives the unweighted kappa). Bootstrap replicates only.
+    `chance` is _chance(T) when the caller has it already."""
+    n, safe, expected = _chance(T) if chance is None else chance
     observed = (T * weights).sum((1, 2)) / safe
     kappa = 1.0 - _ratio(observed, (expected * weights).sum((1, 2)))
     return np.where(n > 0, kappa, np.nan)
@@ -153,7 +178,8 @@ def _repeat_rows(P: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 class _Counts:
-    """Images per pattern, W (B, U) over the patterns P (U, 9); first/second-read tables cached."""
+    """Images per pattern, W (B, U) over the patterns P (U, 9); first/second-read tables and their
+    chance agreement cached (both Cohen's kappas use them)."""
 
     def __init__(self, P: np.ndarray, W: np.ndarray):
         self.P, self.W = P, W
@@ -161,6 +187,10 @@ class _Counts:
     @cached_property
     def tables(self) -> np.ndarray:
         return _pair_tables(self.P, self.W)
+
+    @cached_property
+    def chance(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _chance(self.tables)
 
 
 @dataclass(frozen=True)
@@ -224,7 +254,7 @@ def _cohen_measure(name: str, weights: np.ndarray | None) -> _Measure:
     w = _NOMINAL if weights is None else weights
 
     def replicate(s: _Counts):
-        return _kappa_reps(s.tables, w), s.tables.sum((1, 2))
+        return _kappa_reps(s.tables, w, s.chance), s.chance[0]
 
     def library(P, w0):
         return _library_kappa(_pair_tables(P, w0[None, :])[0], weights)
@@ -287,25 +317,53 @@ PAIR_MEASURES = (PERCENT, SIDE, DEGREE, COHEN, COHEN_WEIGHTED)
 
 def _estimates(P: np.ndarray, w0: np.ndarray, measures, boot: Bootstrap) -> dict[str, Estimate]:
     """Every measure for one group of images given as pattern counts w0, sharing one resample."""
-    w0 = np.asarray(w0, float)
-    observed = _Counts(P, w0[None, :])
-    draws = _resample(w0, boot)
-    resampled = None if draws is None else _Counts(P, draws)
-    out = {}
-    for m in measures:
-        values, ns = m.replicate(observed)
-        v0, n0 = float(values[0]), int(round(ns[0]))
-        if n0 == 0:
-            out[m.name] = Estimate(NAN, n=0, reason=m.empty)
+    return _estimates_by_group(P, np.asarray(w0, float)[None, :], measures, boot)[0]
+
+
+# Replicate rows computed at once by _estimates_by_group: 50 groups of 1000 resamples of the 49
+# cells of a comparison keep each pass's arrays near 20 MB.
+_BATCH_ROWS = 50_000
+
+
+def _estimates_by_group(P: np.ndarray, W0: np.ndarray, measures, boot: Bootstrap) -> list[dict[str, Estimate]]:
+    """_estimates of each row of W0 (groups x patterns), computed together.
+
+    Every group draws its resample from its own generator seeded with boot.seed, exactly as if it
+    were estimated alone, so a group's CI does not depend on which other groups exist. The
+    replicates of many groups then go through each measure in one vectorised pass (one pass per
+    group took about 1 s over the 180 reader pairs of bench/scale.py; the draws are what remains).
+    """
+    W0 = np.asarray(W0, float)
+    counts = _Counts(P, W0)
+    observed = {m.name: m.replicate(counts) for m in measures}
+    cis: dict[str, list] = {m.name: [None] * len(W0) for m in measures}
+    per_batch = max(1, _BATCH_ROWS // max(boot.n_boot, 1))
+    for start in range(0, len(W0), per_batch):
+        groups = range(start, min(start + per_batch, len(W0)))
+        draws = {g: _resample(W0[g], boot) for g in groups}
+        drawn = [g for g in groups if draws[g] is not None]
+        if not drawn:
             continue
-        if not math.isfinite(v0):
-            out[m.name] = Estimate(NAN, n=n0, reason=m.undefined)
-            continue
-        value = m.library(P, w0) if m.library else v0
-        lo, hi, note = NAN, NAN, None
-        if resampled is not None:
-            lo, hi, note = _percentile_ci(m.replicate(resampled)[0], boot)
-        out[m.name] = Estimate(value, lo, hi, n0, note)
+        resampled = _Counts(P, np.concatenate([draws[g] for g in drawn]))
+        for m in measures:
+            for g, ci in zip(drawn, _percentile_cis(m.replicate(resampled)[0].reshape(len(drawn), -1), boot)):
+                cis[m.name][g] = ci
+    out = []
+    for g, w0 in enumerate(W0):
+        est = {}
+        for m in measures:
+            values, ns = observed[m.name]
+            v0, n0 = float(values[g]), int(round(ns[g]))
+            if n0 == 0:
+                est[m.name] = Estimate(NAN, n=0, reason=m.empty)
+                continue
+            if not math.isfinite(v0):
+                est[m.name] = Estimate(NAN, n=n0, reason=m.undefined)
+                continue
+            value = m.library(P, w0) if m.library else v0
+            lo, hi, note = cis[m.name][g] or (NAN, NAN, None)
+            est[m.name] = Estimate(value, lo, hi, n0, note)
+        out.append(est)
     return out
 
 
@@ -329,17 +387,21 @@ class PreparedReads:
     """The effective reads coded once; every read-based function accepts this or a reads DataFrame.
 
     reads: the input rows sorted by image then time, plus `code` (0-6 class index, -1 cannot
-    grade, -2 not a class), `at` (UTC time), `image` (int) and `rank` (order among the image's
-    graded reads, -1 if not graded). images: one row per image with image_id, movement, source,
-    synthetic, n_reads, n_graded, first and second (codes of the first two graded reads, -1 if
-    none), second_at and `pattern` (row in `patterns`, -1 for images with fewer than two graded
-    reads). patterns: the distinct (first, second, counts per class) rows.
+    grade, -2 not a class), `at` (UTC time), `image` (int), `rank` (order among the image's
+    graded reads, -1 if not graded) and `reader_code` (index into `readers`, the reader names in
+    sorted order; -1 for a read without a reader name). images: one row per image with image_id,
+    movement, source, synthetic, n_reads, n_graded, first and second (codes of the first two
+    graded reads, -1 if none), second_at and `pattern` (row in `patterns`, -1 for images with
+    fewer than two graded reads). patterns: the distinct (first, second, counts per class) rows.
     """
     reads: pd.DataFrame
     images: pd.DataFrame
     patterns: np.ndarray
     n_cannot_grade: int
     n_invalid_label: int
+    readers: np.ndarray
+    # Multi-rater estimates by (pattern weights, Bootstrap), see _multi_rater.
+    estimated: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def pattern_weights(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Return how many (masked) images have each pattern."""
@@ -353,16 +415,19 @@ _CLASS_INDEX = pd.Index(CLASSES, dtype=object)
 
 def _codes(labels: pd.Series) -> np.ndarray:
     """Class index 0-6; -1 for cannot grade (None/NaN); -2 for anything that is not a class."""
-    codes = _CLASS_INDEX.get_indexer(labels.astype(object)).astype(int)
-    codes[(codes == -1) & labels.notna().to_numpy()] = -2
-    return codes
+    # Look up each distinct label once: hashing a million labels into the class index is slower.
+    distinct, uniques = pd.factorize(np.asarray(labels, dtype=object))
+    known = _CLASS_INDEX.get_indexer(pd.Index(uniques, dtype=object)).astype(int)
+    known[known == -1] = -2
+    return np.where(distinct >= 0, known[np.maximum(distinct, 0)] if len(known) else -1, -1)
 
 
 def prepare_reads(reads) -> PreparedReads:
     """Return the reads coded and reduced to one row per image (see PreparedReads)."""
     if isinstance(reads, PreparedReads):
         return reads
-    df = pd.DataFrame(reads).copy() if reads is not None else pd.DataFrame()
+    # No copy: pandas copies on write, so the caller's frame stays as it is.
+    df = pd.DataFrame(reads) if reads is not None else pd.DataFrame()
     for col in READ_COLUMNS:
         if col not in df.columns:
             df[col] = pd.Series([None] * len(df), index=df.index, dtype=object)
@@ -372,10 +437,15 @@ def prepare_reads(reads) -> PreparedReads:
     for col in ("reader", "movement", "source"):
         values = df[col].to_numpy(dtype=object)
         missing = pd.isna(values)
-        df[col] = pd.Series(np.where(missing, None, values.astype(str) if col == "reader" else values),
-                            index=df.index, dtype=object)
+        if col == "reader" and pd.api.types.infer_dtype(values, skipna=True) != "string":
+            values = values.astype(str)
+        df[col] = pd.Series(np.where(missing, None, values), index=df.index, dtype=object)
+    # Reader codes in name order (as plain strings compare), for every per-reader table.
+    reader_code, readers = pd.factorize(df["reader"].to_numpy(dtype=object), sort=True)
+    df["reader_code"] = reader_code
     image, image_ids = pd.factorize(df["image_id"])
-    at = pd.to_datetime(df["submitted_at"], utc=True, errors="coerce")
+    # cache=False: pandas' cache of distinct timestamps costs more than it saves at 1,000,000 reads.
+    at = pd.to_datetime(df["submitted_at"], utc=True, errors="coerce", cache=False)
     ns = at.dt.tz_convert(None).to_numpy().view("int64")
     ns = np.where(at.isna().to_numpy(), np.iinfo(np.int64).max, ns)
     order = np.lexsort((np.arange(len(df)), ns, image))
@@ -383,11 +453,17 @@ def prepare_reads(reads) -> PreparedReads:
     df["image"], df["at"] = image[order], at.iloc[order].reset_index(drop=True)
     df["code"] = _codes(df["label"])
     graded = df["code"].to_numpy() >= 0
-    df["rank"] = -1
-    df.loc[graded, "rank"] = df.loc[graded].groupby("image").cumcount().to_numpy()
+    img, code = df["image"].to_numpy(), df["code"].to_numpy()
+    # Rank of each graded read within its image (rows are sorted by image): its position minus
+    # the position of the image's first graded read.
+    img_graded = img[graded]
+    position = np.arange(len(img_graded))
+    first_of_image = np.r_[True, img_graded[1:] != img_graded[:-1]] if len(img_graded) else np.zeros(0, bool)
+    rank = np.full(len(df), -1)
+    rank[graded] = position - np.maximum.accumulate(np.where(first_of_image, position, 0))
+    df["rank"] = rank
 
     n_img = len(image_ids)
-    img, code, rank = df["image"].to_numpy(), df["code"].to_numpy(), df["rank"].to_numpy()
     counts = np.bincount(img[graded] * K + code[graded], minlength=n_img * K).reshape(n_img, K)
     first, second = np.full(n_img, -1), np.full(n_img, -1)
     first[img[rank == 0]] = code[rank == 0]
@@ -415,7 +491,8 @@ def prepare_reads(reads) -> PreparedReads:
             patterns, inverse = np.unique(rows, axis=0, return_inverse=True)
         pattern[double] = inverse.ravel()
     images["pattern"] = pattern
-    return PreparedReads(df, images, patterns, int((df["code"] == -1).sum()), int((df["code"] == -2).sum()))
+    return PreparedReads(df, images, patterns, int((df["code"] == -1).sum()), int((df["code"] == -2).sum()),
+                         np.asarray(readers, dtype=object))
 
 
 @dataclass(frozen=True)
@@ -452,7 +529,17 @@ MEASURE_NAMES = ("percent_agreement", "side_agreement", "degree_agreement", "coh
 
 def _multi_rater(prep: PreparedReads, mask: np.ndarray | None, boot: Bootstrap) -> dict[str, Estimate]:
     w0 = prep.pattern_weights(mask)
-    P = prep.patterns
+    # The same images give the same estimates: a project with one source (or no synthetic image)
+    # has agreement_by groups holding every image, which read_agreement has estimated already.
+    key = (w0.tobytes(), boot)
+    if key not in prep.estimated:
+        prep.estimated[key] = _multi_rater_estimates(prep.patterns, w0, boot)
+    return dict(prep.estimated[key])
+
+
+def _multi_rater_estimates(P: np.ndarray, w0: np.ndarray, boot: Bootstrap) -> dict[str, Estimate]:
+    """Every read-agreement measure of the images counted in w0 (Fleiss' kappa on the most common
+    number of graded reads)."""
     m = _counts(P).sum(1) if len(P) else np.zeros(0, int)
     per_m = np.bincount(m.astype(int), weights=w0, minlength=3) if len(P) else np.zeros(3)
     m_star = int(np.argmax(per_m[2:]) + 2) if per_m[2:].sum() > 0 else 2
@@ -599,26 +686,34 @@ def normalise_rows(confusion: pd.DataFrame) -> pd.DataFrame:
     return confusion.div(totals.where(totals > 0), axis=0)
 
 
+_CLASS_NAMES = pd.Index(CLASSES)  # built once, not twice per comparison (180 reader pairs at bench/scale.py)
+
+
 def _confusion_frame(cells: np.ndarray, rows_name: str, cols_name: str) -> pd.DataFrame:
-    return pd.DataFrame(cells.reshape(K, K).astype(int), index=pd.Index(CLASSES, name=rows_name),
-                        columns=pd.Index(CLASSES, name=cols_name))
+    return pd.DataFrame(cells.reshape(K, K).astype(int), index=_CLASS_NAMES.rename(rows_name),
+                        columns=_CLASS_NAMES.rename(cols_name))
 
 
-def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order) -> pd.DataFrame:
-    """n, share of hits and its bootstrap CI per group (resampling images within each group)."""
-    cols = [name, "n", "agreement", "agreement_lo", "agreement_hi"]
-    if not len(hits):
-        return pd.DataFrame(columns=cols)
+def _group_codes(groups) -> tuple[np.ndarray, list[str]]:
+    """Return (code per row, name per code) of a grouping sequence; missing values are 'unknown'."""
     if isinstance(groups, pd.Categorical):  # its codes are the factorization already
         codes, values = groups.codes.astype(np.int64), list(groups.categories) + [None]
         codes[codes < 0] = len(values) - 1
     else:
         codes, values = pd.factorize(np.asarray(groups, dtype=object), use_na_sentinel=False)
-    values = ["unknown" if pd.isna(v) else str(v) for v in values]
-    n = np.bincount(codes, minlength=len(values))
-    k = np.bincount(codes, weights=hits, minlength=len(values))
+    return codes, ["unknown" if pd.isna(v) else str(v) for v in values]
+
+
+def _proportions_table(values: list[str], n: np.ndarray, k: np.ndarray, boot: Bootstrap, name: str,
+                       order) -> pd.DataFrame:
+    """n, share of hits and its bootstrap CI per group (resampling images within each group), from
+    the number of rows `n` and of hits `k` per group named in `values`; empty groups left out."""
+    cols = [name, "n", "agreement", "agreement_lo", "agreement_hi"]
+    if not n.sum():
+        return pd.DataFrame(columns=cols)
     rank = {g: i for i, g in enumerate(order)}
-    keep = sorted((i for i in range(len(values)) if n[i] > 0), key=lambda i: (rank.get(values[i], len(rank)), values[i]))
+    keep = sorted((i for i in range(len(values)) if n[i] > 0),
+                  key=lambda i: (rank.get(values[i], len(rank)), values[i]))
     n, k, values = n[keep], k[keep], [values[i] for i in keep]
     p = k / n
     lo = hi = np.full(len(n), NAN)
@@ -629,31 +724,70 @@ def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order)
     return pd.DataFrame({name: values, "n": n, "agreement": p, "agreement_lo": lo, "agreement_hi": hi})
 
 
+def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order) -> pd.DataFrame:
+    """n, share of hits and its bootstrap CI per group (resampling images within each group)."""
+    codes, values = _group_codes(groups)
+    n = np.bincount(codes, minlength=len(values))
+    return _proportions_table(values, n, np.bincount(codes, weights=hits, minlength=len(values)), boot, name, order)
+
+
+@dataclass
+class _PairedCounts:
+    """What Comparisons are computed from, per group (a reader pair, a reader, a run): the 49
+    reference-by-label cell counts, the rows dropped (a side not a class), and per movement the
+    number of rows and of rows where both sides agree. Filled by add(), one batch of rows at a time."""
+    n_groups: int
+    movements: list[str]
+
+    def __post_init__(self):
+        m = len(self.movements)
+        self.cells = np.zeros((self.n_groups, K * K), dtype=np.int64)
+        self.dropped = np.zeros(self.n_groups, dtype=np.int64)
+        self.movement_n = np.zeros((self.n_groups, m), dtype=np.int64)
+        self.movement_hits = np.zeros((self.n_groups, m))
+
+    def add(self, group: np.ndarray, ref: np.ndarray, lab: np.ndarray, movement: np.ndarray) -> None:
+        """Count rows: group index, reference and label codes (_codes), movement code (_group_codes)."""
+        valid = (ref >= 0) & (lab >= 0)
+        g, r, lab = group[valid], ref[valid], lab[valid]
+        m = len(self.movements)
+        self.cells += np.bincount(g * K * K + r * K + lab, minlength=self.n_groups * K * K).reshape(self.cells.shape)
+        self.dropped += np.bincount(group[~valid], minlength=self.n_groups)
+        key = g * m + movement[valid]
+        self.movement_n += np.bincount(key, minlength=self.n_groups * m).reshape(self.movement_n.shape)
+        self.movement_hits += np.bincount(key, weights=(r == lab).astype(float),
+                                          minlength=self.n_groups * m).reshape(self.movement_hits.shape)
+
+    def comparisons(self, boot: Bootstrap, names: list[str], axes: list[tuple[str, str]],
+                    metas: list[dict]) -> list[Comparison]:
+        """Return one Comparison per group (names, confusion axis names and meta per group)."""
+        estimates = _estimates_by_group(CELL_PATTERNS, self.cells, PAIR_MEASURES, boot)
+        per_movement = [_proportions_table(self.movements, self.movement_n[g], self.movement_hits[g], boot,
+                                           "movement", MOVEMENTS) for g in range(len(estimates))]
+        out = []
+        for g, est in enumerate(estimates):
+            table = self.cells[g].reshape(K, K)
+            # Precision and sensitivity from the 7 x 7 table: scikit-learn's precision_recall_fscore_support
+            # (zero_division=nan) gives the same numbers (tests/test_agreement.py checks), but its input
+            # validation cost 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
+            hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
+            precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
+            sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
+            per_class = pd.DataFrame({"class": _CLASS_NAMES, "support": support, "predicted": predicted,
+                                      "precision": precision, "sensitivity": sensitivity})
+            out.append(Comparison(names[g], int(table.sum()), int(self.dropped[g]), est["percent_agreement"],
+                                  est["side_agreement"], est["degree_agreement"], est["cohen_kappa"],
+                                  est["cohen_kappa_weighted"], _confusion_frame(self.cells[g], *axes[g]),
+                                  per_class, per_movement[g], metas[g]))
+        return out
 
 
 def _compare_codes(name: str, ref: np.ndarray, lab: np.ndarray, movement, boot: Bootstrap,
                    names: tuple[str, str], meta: dict | None = None) -> Comparison:
-    valid = (ref >= 0) & (lab >= 0)
-    r, lab_v = ref[valid], lab[valid]
-    cells = np.bincount(r * K + lab_v, minlength=K * K)
-    table = cells.reshape(K, K)
-    # Precision and sensitivity from the 7 x 7 table: scikit-learn's precision_recall_fscore_support
-    # (zero_division=nan) gives the same numbers (tests/test_agreement.py checks), but its input
-    # validation cost 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
-    hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
-    precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
-    sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
-    est = _estimates(CELL_PATTERNS, cells, PAIR_MEASURES, boot)
-    per_class = pd.DataFrame({"class": CLASSES, "support": table.sum(1), "predicted": table.sum(0),
-                              "precision": precision, "sensitivity": sensitivity})
-    if movement is None:
-        mv = np.full(len(r), None, dtype=object)
-    else:
-        mv = movement[valid] if isinstance(movement, pd.Categorical) else np.asarray(movement, dtype=object)[valid]
-    per_movement = _proportions_by(mv, (r == lab_v).astype(float), boot, "movement", MOVEMENTS)
-    return Comparison(name, int(valid.sum()), int((~valid).sum()), est["percent_agreement"], est["side_agreement"],
-                      est["degree_agreement"], est["cohen_kappa"], est["cohen_kappa_weighted"],
-                      _confusion_frame(cells, *names), per_class, per_movement, meta or {})
+    mv, movements = _group_codes(np.full(len(ref), None, dtype=object) if movement is None else movement)
+    counts = _PairedCounts(1, movements)
+    counts.add(np.zeros(len(ref), dtype=np.int64), ref, lab, mv)
+    return counts.comparisons(boot, [name], [names], [meta or {}])[0]
 
 
 def compare_labels(reference, labels, *, movement=None, name: str = "labels", names=("reference", "labels"),
@@ -671,56 +805,36 @@ def confusion_frame(reference, labels, *, names=("reference", "labels")) -> pd.D
     return compare_labels(reference, labels, names=names, n_boot=0).confusion
 
 
-def _read_pairs(prep: PreparedReads) -> tuple[np.ndarray, ...]:
-    """Every pair of graded reads of one image, as arrays: image, reader_a, reader_b (indices into
-    the returned `names`, sorted, reader_a <= reader_b), code_a, code_b, names. For the same reader
-    twice (intra mode), the earlier read comes first. Reads without a reader name are left out."""
-    g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader", "code"]]  # by image, then rank
-    image, code = g["image"].to_numpy(), g["code"].to_numpy()
-    reader, names = pd.factorize(g["reader"].to_numpy(dtype=object))
-    order = np.argsort(np.asarray(names, dtype=str), kind="stable")  # name order, as plain strings compare
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[order] = np.arange(len(names))
-    reader = np.where(reader >= 0, rank[np.maximum(reader, 0)], -1)
+def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
+    """Return one Comparison per pair of readers who read the same images (reader A in rows;
+    a reader paired with themself is intra-reader agreement, first read in rows). Reads without a
+    reader name are left out."""
+    prep = prepare_reads(reads)
+    g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader_code", "code"]]  # by image, then rank
+    image, reader, code = g["image"].to_numpy(), g["reader_code"].to_numpy(), g["code"].to_numpy()
+    names = prep.readers
+    n = max(len(names), 1)
+    movement, movements = _group_codes(pd.Categorical(prep.images["movement"].to_numpy(dtype=object)))
+    counts = _PairedCounts(n * n, movements)
     # Row i with row i + d of the same image, for every offset d: each pair of an image's reads
-    # once, earlier read first, without a self-merge of a million reads (45 pairs per image at 10
-    # reads: bench/scale.py).
-    first, second = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    # once, earlier read first, counted per reader pair (key reader_a * n + reader_b, reader_a <=
+    # reader_b) without listing the pairs (45 per image at 10 reads: 4.5 million at bench/scale.py).
     for d in range(1, len(image)):
         i = np.flatnonzero(image[:-d] == image[d:])
         if not len(i):
             break  # no image has more than d graded reads
-        first.append(i)
-        second.append(i + d)
-    i, j = np.concatenate(first), np.concatenate(second)
-    keep = (reader[i] >= 0) & (reader[j] >= 0)
-    i, j = i[keep], j[keep]
-    ra, rb = reader[i], reader[j]
-    swap = ra > rb
-    return (image[i], np.where(swap, rb, ra), np.where(swap, ra, rb), np.where(swap, code[j], code[i]),
-            np.where(swap, code[i], code[j]), np.asarray(names, dtype=object)[order])
-
-
-def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
-    """Return one Comparison per pair of readers who read the same images (reader A in rows;
-    a reader paired with themself is intra-reader agreement, first read in rows)."""
-    prep = prepare_reads(reads)
-    boot = Bootstrap(n_boot, seed, confidence)
-    image, reader_a, reader_b, code_a, code_b, names = _read_pairs(prep)
-    # Movements as a categorical: grouping its integer codes is much cheaper than grouping text
-    # once per reader pair.
-    movement = pd.Categorical(prep.images["movement"].to_numpy(dtype=object))
-    key = reader_a * max(len(names), 1) + reader_b
-    order = np.argsort(key, kind="stable")
-    bounds = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0, True]) if len(key) else np.zeros(1, dtype=int)
-    out = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
-        idx = order[start:end]
-        a, b = names[reader_a[idx[0]]], names[reader_b[idx[0]]]
-        out.append(_compare_codes(f"{a} vs {b}", code_a[idx], code_b[idx], movement[image[idx]], boot,
-                                  (f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")),
-                                  {"reader_a": a, "reader_b": b}))
-    return out
+        i = i[(reader[i] >= 0) & (reader[i + d] >= 0)]
+        ra, rb = reader[i], reader[i + d]
+        swap = ra > rb
+        counts.add(np.minimum(ra, rb) * n + np.maximum(ra, rb), np.where(swap, code[i + d], code[i]),
+                   np.where(swap, code[i], code[i + d]), movement[image[i]])
+    keys = np.flatnonzero(counts.cells.sum(1))
+    pairs = [(names[k // n], names[k % n]) for k in keys]
+    counts.cells, counts.dropped = counts.cells[keys], counts.dropped[keys]
+    counts.movement_n, counts.movement_hits = counts.movement_n[keys], counts.movement_hits[keys]
+    return counts.comparisons(Bootstrap(n_boot, seed, confidence), [f"{a} vs {b}" for a, b in pairs],
+                              [(f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")) for a, b in pairs],
+                              [{"reader_a": a, "reader_b": b} for a, b in pairs])
 
 
 def readers_vs_final(reads, finals: pd.DataFrame | None, *, n_boot: int = 1000, seed: int = 0,
@@ -731,18 +845,18 @@ def readers_vs_final(reads, finals: pd.DataFrame | None, *, n_boot: int = 1000, 
     prep = prepare_reads(reads)
     if finals is None or not len(finals) or not len(prep.reads):
         return []
-    boot = Bootstrap(n_boot, seed, confidence)
     r = prep.reads[prep.reads["code"] >= 0].merge(
         finals[["image_id", "final_label"]].drop_duplicates("image_id", keep="last"), on="image_id")
-    r["final"] = _codes(r["final_label"].astype(object))
-    movement = r["movement"].to_numpy(dtype=object)
-    out = []
-    for reader, idx in sorted(r.groupby(r["reader"].astype(str)).indices.items()):
-        sub = r.iloc[idx]
-        out.append(_compare_codes(str(reader), sub["final"].to_numpy(), sub["code"].to_numpy(),
-                                  movement[idx], boot, ("final", f"reader {reader}"),
-                                  {"reader": reader}))
-    return out
+    present = np.unique(r["reader_code"][r["reader_code"] >= 0])  # no reader name: left out
+    keep = (r["reader_code"] >= 0).to_numpy()
+    reader, names = np.searchsorted(present, r["reader_code"].to_numpy()), prep.readers[present]
+    movement, movements = _group_codes(r["movement"].to_numpy(dtype=object))
+    counts = _PairedCounts(len(names), movements)
+    counts.add(reader[keep], _codes(r["final_label"].astype(object))[keep], r["code"].to_numpy()[keep],
+               movement[keep])
+    names = [str(name) for name in names]
+    return counts.comparisons(Bootstrap(n_boot, seed, confidence), names,
+                              [("final", f"reader {name}") for name in names], [{"reader": name} for name in names])
 
 
 def _image_movements(frames) -> pd.Series:
@@ -900,13 +1014,21 @@ def reader_label_distribution(reads) -> pd.DataFrame:
     cols = ["reader", "label", "n", "share", "pooled_share", "difference"]
     if not len(r):
         return pd.DataFrame(columns=cols)
-    name = np.where(r["code"] >= 0, np.array(CLASSES + (CANNOT_GRADE,))[r["code"]], CANNOT_GRADE)
-    t = pd.crosstab(r["reader"].astype(str).to_numpy(), name).reindex(columns=labels, fill_value=0)
-    share = t.div(t.sum(axis=1), axis=0)
-    pooled = t.sum(axis=0) / t.to_numpy().sum()
-    out = t.stack().rename("n").reset_index().set_axis(["reader", "label", "n"], axis=1)
-    out["share"] = share.stack().to_numpy()
-    out["pooled_share"] = out["label"].map(pooled).astype(float)
+    reader = r["reader_code"].to_numpy()
+    named = reader >= 0  # reads without a reader name are left out
+    if not named.any():
+        return pd.DataFrame(columns=cols)
+    code = r["code"].to_numpy()[named]
+    # Reader x label counts (cannot grade in the last column) by bincount: pd.crosstab of a
+    # million reads took 0.3 s.
+    t = np.bincount(reader[named] * (K + 1) + np.where(code >= 0, code, K), minlength=len(prep.readers) * (K + 1))
+    t = t.reshape(len(prep.readers), K + 1)
+    present = t.sum(axis=1) > 0
+    t, readers = t[present], prep.readers[present]
+    pooled = t.sum(axis=0) / t.sum()
+    out = pd.DataFrame({"reader": np.repeat(np.asarray(readers, dtype=object), K + 1), "label": labels * len(readers),
+                        "n": t.ravel(), "share": (t / t.sum(axis=1, keepdims=True)).ravel(),
+                        "pooled_share": np.tile(pooled, len(readers))})
     out["difference"] = out["share"] - out["pooled_share"]
     return out[cols]
 
@@ -915,17 +1037,26 @@ def reading_time_summary(reads) -> pd.DataFrame:
     """Return per reader and 'all': n and the 5th, 25th, 50th, 75th, 95th percentile and mean of
     the reading time in seconds (reads with a duration only)."""
     prep = prepare_reads(reads)
-    r = prep.reads[["reader", "duration_ms"]].copy()
-    r["seconds"] = pd.to_numeric(r["duration_ms"], errors="coerce") / 1000.0
-    r = r[r["seconds"].notna()]
+    seconds = (pd.to_numeric(prep.reads["duration_ms"], errors="coerce") / 1000.0).to_numpy(dtype=float)
+    timed = ~np.isnan(seconds)
     cols = ["reader", "n", "p05", "p25", "median", "p75", "p95", "mean"]
-    if not len(r):
+    if not timed.any():
         return pd.DataFrame(columns=cols)
-    r = pd.concat([r.assign(reader=r["reader"].astype(str)), r.assign(reader="all")])
-    g = r.groupby("reader", sort=True)["seconds"]
+    seconds, reader = seconds[timed], prep.reads["reader_code"].to_numpy()[timed]
+    # Every timed read counts for its reader (if named) and for 'all'. Grouped by integer codes
+    # in name order ('all' among the names): grouping two million strings took 0.1 s.
+    named = reader >= 0
+    present = np.unique(reader[named])
+    names = sorted(set(prep.readers[present]) | {"all"})
+    position = np.full(len(prep.readers), -1)
+    position[present] = [names.index(name) for name in prep.readers[present]]
+    code = position[reader[named]]
+    g = pd.Series(np.concatenate([seconds[named], seconds])).groupby(
+        np.concatenate([code, np.full(len(seconds), names.index("all"))]), sort=True)
     q = g.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
     q.columns = ["p05", "p25", "median", "p75", "p95"]
-    out = pd.concat([g.size().rename("n"), q, g.mean().rename("mean")], axis=1).reset_index()
+    out = pd.concat([g.size().rename("n"), q, g.mean().rename("mean")], axis=1).reset_index(drop=True)
+    out.insert(0, "reader", [names[i] for i in g.size().index])
     return out[cols]
 
 
@@ -1105,16 +1236,22 @@ def audit(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | None
     and predictions (see evaluate_runs). Any input but reads may be None."""
     prep = prepare_reads(reads)
     kw = {"n_boot": n_boot, "seed": seed, "confidence": confidence}
-    return Audit(
-        settings={**kw, "ci": "percentile bootstrap, images resampled with replacement",
-                  "time_freq": time_freq},
-        reads=read_agreement(prep, **kw), per_class=class_agreement(prep, **kw),
-        per_movement=agreement_by(prep, "movement", **kw), per_source=agreement_by(prep, "source", **kw),
-        per_synthetic=agreement_by(prep, "synthetic", **kw), reader_pairs=reader_pairs(prep, **kw),
-        readers_vs_final=readers_vs_final(prep, finals, **kw),
-        asymmetry=asymmetry_vs_final(ranges, finals, prep, **kw), models=evaluate_runs(predictions, **kw),
-        checks=check_rates(checks, **kw), over_time=agreement_over_time(prep, time_freq),
-        label_distribution=reader_label_distribution(prep), reading_times=reading_time_summary(prep))
+    # The reader pairs (180 at bench/scale.py) are compared on a second thread while this one
+    # computes the rest: their bootstrap is mostly numpy's random draws, which do not hold the
+    # GIL, so the two share the cores (0.2-0.4 s less there on 2 cores; the same numbers).
+    with ThreadPoolExecutor(1) as pool:
+        pairs = pool.submit(reader_pairs, prep, **kw)
+        return Audit(
+            settings={**kw, "ci": "percentile bootstrap, images resampled with replacement",
+                      "time_freq": time_freq},
+            reads=read_agreement(prep, **kw), per_class=class_agreement(prep, **kw),
+            per_movement=agreement_by(prep, "movement", **kw), per_source=agreement_by(prep, "source", **kw),
+            per_synthetic=agreement_by(prep, "synthetic", **kw),
+            readers_vs_final=readers_vs_final(prep, finals, **kw),
+            asymmetry=asymmetry_vs_final(ranges, finals, prep, **kw), models=evaluate_runs(predictions, **kw),
+            checks=check_rates(checks, **kw), over_time=agreement_over_time(prep, time_freq),
+            label_distribution=reader_label_distribution(prep), reading_times=reading_time_summary(prep),
+            reader_pairs=pairs.result())
 
 
 def summary(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | None = None,

@@ -332,6 +332,78 @@ def test_readers_vs_final():
     assert by["A"].confusion.loc["L2", "L1"] == 1  # final in rows
 
 
+def random_reads(seed: int, n_images: int = 150) -> pd.DataFrame:
+    """2-5 reads per image by five readers (a reader may read an image twice), rows shuffled, a
+    few cannot-grade reads, reads without a reader or a duration, a missing movement."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_images):
+        truth = rng.integers(0, 7)
+        for _ in range(rng.integers(2, 6)):
+            label = ag.CLASSES[truth] if rng.random() < 0.6 else ag.CLASSES[rng.integers(0, 7)]
+            reader = ("ann", "bob", "cy", "dee", "eve")[rng.integers(0, 5)] if rng.random() > 0.05 else None
+            at = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=int(rng.integers(500)))
+            rows.append({"image_id": i, "reader": reader,
+                         "label": None if rng.random() < 0.04 else label,
+                         "submitted_at": at,
+                         "duration_ms": None if rng.random() < 0.05 else int(rng.integers(500, 20000)),
+                         "movement": None if i == 3 else f"MV{i % 7}", "source": "hospital", "synthetic": False})
+    return pd.DataFrame(rows).sample(frac=1, random_state=seed)
+
+
+def test_reader_pairs_equal_one_pair_at_a_time_and_sklearn():
+    # reader_pairs counts every pair of every image at once and bootstraps all pairs in one
+    # vectorised pass (_estimates_by_group); each pair must come out exactly as compare_labels
+    # gives it from that pair's own list of reads, and its kappa as scikit-learn computes it.
+    reads = random_reads(3)
+    prep = ag.prepare_reads(reads)
+    graded = prep.reads[(prep.reads["code"] >= 0) & prep.reads["reader"].notna()]
+    pairs: dict = {}
+    for _, g in graded.groupby("image"):  # sorted by time within the image
+        rows = list(g.itertuples())
+        for x in range(len(rows)):
+            for y in range(x + 1, len(rows)):
+                a, b = rows[x], rows[y]
+                if b.reader < a.reader:
+                    a, b = b, a
+                pairs.setdefault((a.reader, b.reader), []).append((a.label, b.label, a.movement))
+    got = ag.reader_pairs(reads, n_boot=200, seed=2)
+    assert [(c.meta["reader_a"], c.meta["reader_b"]) for c in got] == sorted(pairs)
+    for c in got:
+        la, lb, mv = zip(*pairs[(c.meta["reader_a"], c.meta["reader_b"])])
+        one = ag.compare_labels(la, lb, movement=mv, n_boot=200, seed=2)
+        for measure in ("agreement", "side_agreement", "degree_agreement", "cohen_kappa", "cohen_kappa_weighted"):
+            assert getattr(c, measure) == getattr(one, measure), (c.name, measure)
+        assert (c.confusion.to_numpy() == one.confusion.to_numpy()).all()
+        pd.testing.assert_frame_equal(c.per_movement, one.per_movement)
+        pd.testing.assert_frame_equal(c.per_class, one.per_class, check_dtype=False)
+        if math.isfinite(c.cohen_kappa.value):
+            assert c.cohen_kappa.value == pytest.approx(cohen_kappa_score(la, lb))
+
+
+def test_label_distribution_and_reading_times_equal_pandas():
+    # Both are computed from integer reader codes; pandas' crosstab and groupby on the names are
+    # the reference (reads without a reader name are left out, but count in 'all').
+    reads = random_reads(5)
+    prep = ag.prepare_reads(reads)
+    r = prep.reads[prep.reads["code"] >= -1]
+    name = np.where(r["code"] >= 0, np.array(ag.CLASSES + (ag.CANNOT_GRADE,))[r["code"]], ag.CANNOT_GRADE)
+    t = pd.crosstab(r["reader"].astype(str).to_numpy(), name).reindex(columns=[*ag.CLASSES, ag.CANNOT_GRADE],
+                                                                       fill_value=0)
+    dist = ag.reader_label_distribution(reads)
+    assert dist["reader"].tolist() == np.repeat(t.index, ag.K + 1).tolist()
+    assert (dist["n"].to_numpy() == t.to_numpy().ravel()).all()
+    assert (dist["share"].to_numpy() == t.div(t.sum(axis=1), axis=0).to_numpy().ravel()).all()
+    timed = prep.reads[prep.reads["duration_ms"].notna()].assign(seconds=lambda f: f["duration_ms"] / 1000.0)
+    both = pd.concat([timed.assign(reader=timed["reader"].astype(str)), timed.assign(reader="all")])
+    g = both.groupby("reader", sort=True)["seconds"]
+    expected = pd.concat([g.size().rename("n"), g.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack(),
+                          g.mean().rename("mean")], axis=1).reset_index()
+    times = ag.reading_time_summary(reads)
+    assert times["reader"].tolist() == expected["reader"].tolist() and "all" in times["reader"].tolist()
+    assert (times.drop(columns="reader").to_numpy() == expected.drop(columns="reader").to_numpy()).all()
+
+
 def test_over_time_distribution_and_reading_times():
     reads = reads_from_pairs([("N", "N"), ("L1", "L2"), ("N", "N"), ("R1", "R1")], start="2024-01-01")
     reads.loc[reads["image_id"].isin(["img2", "img3"]), "submitted_at"] += pd.Timedelta(days=14)

@@ -16,7 +16,7 @@ import pytest
 from asymmetry.indices import INDEX_VERSION
 from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.ranges import RangeCell, RangeTable
-from db.access import transaction
+from db.access import fetch_columns, transaction
 from db.migrations import CLASSES
 from labeling import audit_data as ad
 from labeling.cli import main
@@ -74,7 +74,8 @@ def build_project(db) -> dict:
         c.execute("INSERT INTO reads (id, image_id, reader_id, kind, supersedes, submitted_at) "
                   "VALUES (7, 3, 2, 'undo', 6, '2026-01-06T10:01:00.000+00:00')")
         c.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
-                  (TABLE.version, "2026-01-07", "coo", "{}", TABLE.to_json()))
+                  (TABLE.version, "2026-01-07", "coo",
+                   json.dumps({"landmark_version": LANDMARK_VERSION, "index_version": INDEX_VERSION}), TABLE.to_json()))
         c.execute("INSERT INTO check2_results (image_id, range_version, consensus, range_class, outcome, at) "
                   "VALUES (1, 'ranges-hand', 'L2', 'L2', 'accepted', '2026-01-07')")
         c.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, at) "
@@ -150,6 +151,41 @@ def test_loaders_return_what_the_core_expects(db):
     assert data.points.set_index("image_id")["label"].to_dict() == {1: "L2", 2: "L3"}
     assert set(data.boxes["cls"]) == {"L2", "L3", "R1"} and not data.boxes.set_index("cls").loc["R1", "enough"]
     assert data.predictions.empty
+
+
+def test_load_reads_equals_the_plain_sql_join(db):
+    # load_reads fetches each column as one JSON array, has SQLite read the submission times and
+    # joins names and image attributes in numpy; the same rows by plain SQL joins through
+    # read_sql_query, their times read by pandas, are the reference.
+    build_project(db)
+    with transaction(db) as c:  # no duration (the column becomes float, as read_sql has it), other time zones
+        c.executemany("INSERT INTO reads (id, image_id, reader_id, label, submitted_at) VALUES (?, 4, 2, 'L1', ?)",
+                      [(12, "2026-01-09T10:00:00.123+02:00"), (13, "2026-01-09T07:59:59.999Z"), (14, "x")])
+    expected = pd.read_sql_query(
+        "SELECT r.image_id, u.name AS reader, r.label, r.submitted_at, r.duration_ms, i.movement, i.source, "
+        "i.synthetic, r.simulated FROM reads r JOIN users u ON u.id = r.reader_id JOIN images i ON i.id = r.image_id "
+        "WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads x WHERE x.supersedes = r.id) ORDER BY r.id", db.conn)
+    expected["submitted_at"] = pd.to_datetime(expected["submitted_at"], utc=True, errors="coerce", format="ISO8601")
+    reads = ad.load_reads(db)
+    assert reads["duration_ms"].dtype == float and reads["duration_ms"].isna().sum() == 3
+    assert reads["submitted_at"].isna().sum() == 1
+
+    def plain_frame(f):
+        return f.astype(object).where(f.notna(), None)
+    pd.testing.assert_frame_equal(plain_frame(reads), plain_frame(expected))
+
+
+def test_fetch_columns_types_them_as_read_sql_query_does(db):
+    # db.access.fetch_columns (load_reads, image_states) against read_sql_query on the same rows:
+    # integers, integers with a NULL, text, text that was not named as text, no rows.
+    sql = ("SELECT 1 AS a, 'x' AS t, 4 AS n, 'p' AS u UNION ALL SELECT NULL, NULL, 5, NULL "
+           "UNION ALL SELECT 3, 'y', -6, 'q'")
+    got = fetch_columns(db, sql, text=("t",))
+    expected = pd.read_sql_query(sql, db.conn)
+    assert got["a"].dtype == float and got["n"].dtype == np.int64 and got["t"].dtype == object == got["u"].dtype
+    pd.testing.assert_frame_equal(pd.DataFrame(got), expected)
+    assert fetch_columns(db, "SELECT ? AS a", [2.5])["a"].tolist() == [2.5]
+    assert {k: len(v) for k, v in fetch_columns(db, sql + " LIMIT 0").items()} == {"a": 0, "t": 0, "n": 0, "u": 0}
 
 
 def test_load_audit_numbers_on_the_hand_made_project(db):
