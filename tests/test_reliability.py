@@ -208,6 +208,13 @@ def _start(args: list[str], data: Path, **kw) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, **kw)
 
 
+def _run_to_end(args: list[str], data: Path) -> None:
+    """Run the job again, uninterrupted; it must finish cleanly."""
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)},
+                          capture_output=True, text=True, timeout=STEP_DEADLINE)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def _kill9(proc: subprocess.Popen) -> bool:
     """SIGKILL the process group if it still runs; return whether it was killed."""
     if proc.poll() is not None:
@@ -272,9 +279,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
         committed = now
         con.close()
     assert kills["import"] == KILLS_PER_STEP and len(committed) < CRASH_IMAGES
-    done = subprocess.run([sys.executable, *cmd], cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)},
-                          capture_output=True, text=True, timeout=STEP_DEADLINE)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _run_to_end(cmd, data)
     con = assert_consistent(dbfile)
     assert con.execute("SELECT count(*), count(DISTINCT sha256) FROM images").fetchone() == (CRASH_IMAGES, CRASH_IMAGES)
     assert con.execute("SELECT count(*) FROM imports WHERE finished_at IS NULL").fetchone()[0] == KILLS_PER_STEP
@@ -302,9 +307,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
         measured = now
         con.close()
     assert kills["measure"] == KILLS_PER_STEP and len(measured) < CRASH_IMAGES
-    done = subprocess.run([sys.executable, *cmd], cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)},
-                          capture_output=True, text=True, timeout=STEP_DEADLINE)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _run_to_end(cmd, data)
     con = assert_consistent(dbfile)
     assert con.execute("SELECT count(DISTINCT image_id), count(*) FROM measurements").fetchone() == (CRASH_IMAGES,) * 2
     con.close()

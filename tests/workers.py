@@ -17,6 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+
+def _unexpected(out: dict, exc: Exception) -> None:
+    """Record an exception the caller did not expect; "database is locked" is counted apart."""
+    out["locked"] += isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    out["errors"].append(repr(exc))
+
 def start(function: str, *args) -> subprocess.Popen:
     """Start `function(args)` of this module in a new Python process; `result(proc)` returns its value."""
     return subprocess.Popen([sys.executable, "-m", "tests.workers", function, json.dumps(args)], cwd=ROOT,
@@ -88,11 +94,8 @@ def hammer_reader(args: tuple[str, str, int, float, float]) -> dict:
             effective.append(read_id)
         except QueueError as exc:
             out["refused"].append(str(exc))
-        except sqlite3.OperationalError as exc:
-            out["locked"] += "locked" in str(exc)
-            out["errors"].append(repr(exc))
         except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
-            out["errors"].append(repr(exc))
+            _unexpected(out, exc)
     db.conn.close()
     return out
 
@@ -124,11 +127,8 @@ def hammer_adjudicator(args: tuple[str, str, int, float]) -> dict:
             out["decided"].append((image_id, adj))
         except WorkflowError as exc:
             out["refused"].append(str(exc))
-        except sqlite3.OperationalError as exc:
-            out["locked"] += "locked" in str(exc)
-            out["errors"].append(repr(exc))
-        except Exception as exc:  # noqa: BLE001
-            out["errors"].append(repr(exc))
+        except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
+            _unexpected(out, exc)
     db.conn.close()
     return out
 
@@ -152,11 +152,8 @@ def hammer_coordinator(args: tuple[str, float]) -> dict:
             res = export_dataset(db, Path(folder), f"hammer-{n}", actor=coord, workers=1)
             state_counts(db)
             out["exports"].append((res.name, res.images))
-        except sqlite3.OperationalError as exc:
-            out["locked"] += "locked" in str(exc)
-            out["errors"].append(repr(exc))
-        except Exception as exc:  # noqa: BLE001
-            out["errors"].append(repr(exc))
+        except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
+            _unexpected(out, exc)
     db.conn.close()
     return out
 
