@@ -37,6 +37,7 @@ test-fast: setup
 # The benchmarks print their figures; docs/performance.md records them.
 bench: setup
 	$(BIN)/python bench/asymmetry.py
+	$(BIN)/python bench/generator_indices.py
 	$(BIN)/python bench/read_queue.py
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/export.py
