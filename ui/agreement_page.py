@@ -231,6 +231,8 @@ def _render() -> None:
     with st.expander("Options"):
         split = st.selectbox("Model predictions: split", splits, key="agreement_split") if splits else "test"
         n_boot = st.select_slider("Bootstrap resamples for the CIs", BOOT_CHOICES, value=1000, key="agreement_n_boot")
+        st.caption("The 95% intervals resample images, not subjects: when subjects contribute several images "
+                   "they are somewhat too narrow (docs/agreement.md).")
     key = (folder, version, split, n_boot)
     c = _compute(*key)
     if c.version != current:
