@@ -78,4 +78,18 @@ def write_manifest(path: Path, rows: list[dict], header=("file", "subject", "mov
     return path
 
 
+def photo_folder(src: Path, astronaut: np.ndarray, n: int, side: int, prefix: str = "p",
+                 subject: str = "S") -> Path:
+    """Write `n` distinct astronaut JPEGs (`side` px square) into `src` with a manifest (7 movements
+    per subject, all hospital photos); return the manifest's path."""
+    src.mkdir(parents=True, exist_ok=True)
+    small = np.asarray(Image.fromarray(astronaut).resize((side, side)))
+    rows = []
+    for i, jpeg in enumerate(face_variants(small, n)):
+        (src / f"{prefix}{i:03d}.jpg").write_bytes(jpeg)
+        rows.append({"file": f"{prefix}{i:03d}.jpg", "subject": f"{subject}{i // 7}", "movement": f"MV{i % 7}",
+                     "source": "hospital"})
+    return write_manifest(src / "m.csv", rows)
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -16,7 +16,7 @@ from asymmetry.imaging import decode_image
 from labeling.importer import import_folder, import_uploaded, read_zip
 from labeling.manifest import ManifestError, parse_manifest
 from labeling.users import User
-from tests.conftest import ROOT, face_variants, jpeg_bytes, write_manifest
+from tests.conftest import ROOT, face_variants, jpeg_bytes, photo_folder, write_manifest
 from tests.corpus import build_corpus
 
 
@@ -174,14 +174,8 @@ def test_zip_upload_and_unsafe_members(db, data_dir, astronaut):
 def test_resume_after_kill_9(data_dir, tmp_path, astronaut):
     """Kill an import half-way with SIGKILL; running it again finishes with a consistent database."""
     src = tmp_path / "in"
-    src.mkdir()
     n = 400
-    small = np.asarray(Image.fromarray(astronaut).resize((128, 128)))
-    rows = []
-    for i, data in enumerate(face_variants(small, n)):
-        (src / f"p{i:03d}.jpg").write_bytes(data)
-        rows.append({"file": f"p{i:03d}.jpg", "subject": f"S{i // 7}", "movement": f"MV{i % 7}", "source": "hospital"})
-    m = write_manifest(src / "m.csv", rows)
+    m = photo_folder(src, astronaut, n, 128)
     env = {**os.environ, "FNP_DATA_DIR": str(data_dir)}
     cmd = [sys.executable, "-m", "labeling", "import", "--images", str(src), "--manifest", str(m)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,14 +20,12 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from db.access import open_project, transaction
 from labeling import settings
 from labeling.users import User, add_user
-from tests.conftest import ROOT, face_variants, write_manifest
+from tests.conftest import ROOT, photo_folder
 from tests.workers import result, start
 
 HAMMER_SECONDS = float(os.environ.get("FNP_HAMMER_SECONDS", "60"))
@@ -104,18 +102,13 @@ def final_template(tmp_path_factory, astronaut):
     """A data folder of 14 stored photos (astronaut variants), measured, read twice, all final."""
     folder = tmp_path_factory.mktemp("reliability-template") / "data"
     src = folder.parent / "in"
-    src.mkdir()
-    small = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
-    rows = []
-    for i, jpeg in enumerate(face_variants(small, TEMPLATE_IMAGES)):
-        (src / f"t{i}.jpg").write_bytes(jpeg)
-        rows.append({"file": f"t{i}.jpg", "subject": f"T{i // 7}", "movement": f"MV{i % 7}", "source": "hospital"})
+    manifest = photo_folder(src, astronaut, TEMPLATE_IMAGES, 256, prefix="t", subject="T")
     db = open_project(folder)
     from asymmetry.measure import measure_pending
     from labeling.importer import import_folder
     from labeling.queue import claim_next, submit_read
 
-    import_folder(db, folder, src, write_manifest(src / "m.csv", rows))
+    import_folder(db, folder, src, manifest)
     assert measure_pending(db, folder, workers=1) == {"ok": TEMPLATE_IMAGES}
     settings.change(db, "check2_enabled", False, "test")  # two agreeing reads make a final label
     for name in ("template-a", "template-b"):
@@ -256,13 +249,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
 
     # -- import: photos committed one by one; a killed import is finished by running it again
     src = tmp_path / "in"
-    src.mkdir()
-    small = np.asarray(Image.fromarray(astronaut).resize((256, 256)))
-    rows = []
-    for i, jpeg in enumerate(face_variants(small, CRASH_IMAGES)):
-        (src / f"p{i:03d}.jpg").write_bytes(jpeg)
-        rows.append({"file": f"p{i:03d}.jpg", "subject": f"S{i // 7}", "movement": f"MV{i % 7}", "source": "hospital"})
-    manifest = write_manifest(src / "m.csv", rows)
+    manifest = photo_folder(src, astronaut, CRASH_IMAGES, 256)
     cmd = ["-m", "labeling", "import", "--images", str(src), "--manifest", str(manifest), "--json"]
     deadline = time.time() + STEP_DEADLINE
     committed: set[str] = set()
