@@ -69,17 +69,25 @@ def _job(args: tuple[int, str, bool, bool]) -> tuple[int, Measurement]:
 
 
 def _row(image_id: int, m: Measurement) -> tuple:
-    lm, idx, q = m.landmarks, m.indices, m.quality
+    lm, q = m.landmarks, m.quality
     f = _finite_or_none
     return (image_id, LANDMARK_VERSION, INDEX_VERSION, m.status, m.message,
             None if lm.points is None else json.dumps(np.round(lm.points, 2).tolist()),
             None if lm.box is None else json.dumps([round(v, 1) for v in lm.box]), f(lm.score), lm.n_faces,
-            None if idx is None else json.dumps(_finite(idx.to_dict())),
-            *(f(getattr(idx, k)) if idx else None for k in ("rgas", "anas", "rgas_signed", "anas_signed")),
-            idx.side if idx else None, f(idx.ipd_px) if idx else None,
+            *_index_columns(m.indices),
             f(q.get("sharpness")), f(q.get("face_fraction")),
             None if q.get("blurry") is None else int(q["blurry"]), None if q.get("distant") is None else int(q["distant"]),
             now())
+
+
+def _index_columns(idx: Indices | None) -> tuple:
+    """The measurements columns indices, rgas, anas, rgas_signed, anas_signed, side, ipd_px."""
+    if idx is None:
+        return (None,) * 7
+    f = _finite_or_none
+    return (json.dumps(_finite(idx.to_dict())), *(f(getattr(idx, k)) for k in ("rgas", "anas", "rgas_signed",
+                                                                               "anas_signed")),
+            idx.side, f(idx.ipd_px))
 
 
 INSERT = ("INSERT OR IGNORE INTO measurements (image_id, landmark_version, index_version, status, message, points, box, "
@@ -116,13 +124,11 @@ def reindex_stored(db: sqlite_utils.Database, batch: int = 500) -> int:
         idx = None
         if points is not None and status in ("ok", "degenerate"):
             idx = compute_indices(np.asarray(json.loads(points), dtype=np.float64), bool(mirrored))
-            status, message = ("ok" if idx.ok else "degenerate"), ("" if idx.ok else idx.message)
+            # An ok landmarking keeps its note (e.g. the best of two faces used); a degenerate one says why.
+            message = idx.message if not idx.ok else (message if status == "ok" else "")
+            status = "ok" if idx.ok else "degenerate"
         out.append((image_id, LANDMARK_VERSION, INDEX_VERSION, status, message, points, box, score, n_faces,
-                    None if idx is None else json.dumps(_finite(idx.to_dict())),
-                    *(_finite_or_none(getattr(idx, k)) if idx else None
-                      for k in ("rgas", "anas", "rgas_signed", "anas_signed")),
-                    idx.side if idx else None, _finite_or_none(idx.ipd_px) if idx else None,
-                    sharpness, fraction, blurry, distant, now()))
+                    *_index_columns(idx), sharpness, fraction, blurry, distant, now()))
     for start in range(0, len(out), batch):
         with transaction(db) as conn:
             conn.executemany(INSERT, out[start:start + batch])
