@@ -34,7 +34,7 @@ from asymmetry.measure import effective_flags
 from db.access import audit, now, transaction
 from db.migrations import CLASSES, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes
-from labeling.importer import process_alive
+from labeling.importer import left_by_dead_processes
 from labeling.permissions import require
 from labeling.users import User
 from labeling.workflow import final_labels, image_states
@@ -140,13 +140,11 @@ def remove_stale_partials(root: Path) -> list[str]:
     """Delete the hidden `.NAME.partial-PID-xxxx` folders of export processes that no longer run
     (killed half-way: they hold face crops nobody will use); return their names. A partial folder
     of a running export, or one whose name carries no process id, is left alone."""
-    removed = []
-    for p in Path(root).iterdir() if Path(root).is_dir() else ():
-        m = _STALE.fullmatch(p.name)
-        if m and p.is_dir() and not process_alive(int(m.group(1))):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
-    return removed
+    folders = (p for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else ()
+    stale = left_by_dead_processes(folders, _STALE)
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    return [p.name for p in stale]
 
 
 # ---- de-identification -----------------------------------------------------------------------

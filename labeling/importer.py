@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -101,16 +102,28 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def left_by_dead_processes(paths: Iterable[Path], pattern: re.Pattern) -> list[Path]:
+    """Return the `paths` whose name matches `pattern` (group 1: the writing process's id) and
+    whose process no longer runs: what a killed import or export left half-written. The files of
+    a running process, and names without a process id, are never returned."""
+    out = []
+    for p in paths:
+        m = pattern.fullmatch(p.name)
+        if m and not process_alive(int(m.group(1))):
+            out.append(p)
+    return out
+
+
+_PART = re.compile(re.escape(PART_PREFIX) + r"(\d+)-.*")
+
+
 def remove_stale_parts(store: Path) -> int:
     """Delete half-written originals (`.part-PID-…`) left by import processes that were killed;
     return how many. Files of a running import are left alone."""
-    removed = 0
-    for p in (Path(store) / "images").glob(f"*/{PART_PREFIX}*"):
-        pid = p.name[len(PART_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            p.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    stale = left_by_dead_processes((Path(store) / "images").glob(f"*/{PART_PREFIX}*"), _PART)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _subject_id(conn, row: ManifestRow, synthetic: bool, issues: list[ImportIssue]) -> int:
