@@ -12,6 +12,7 @@ Nothing here is stored as a status: re-deriving it from the events always gives 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -128,33 +129,36 @@ def learn_and_store_ranges(db: sqlite_utils.Database, actor: User) -> RangeTable
     params = {k: settings.get(db, k) for k in ("range_lo", "range_hi", "range_min_count")}
     table = learn_ranges(rows[["movement", "label", "rgas_signed", "anas_signed"]], lo=params["range_lo"],
                          hi=params["range_hi"], min_count=int(params["range_min_count"]))
+    # The versions of the indices it was learned on: a table is never applied to another formula's.
+    # They are part of its name too, so the same cells learned under a new formula are stored anew.
+    params.update(images=len(rows), landmark_version=LANDMARK_VERSION, index_version=INDEX_VERSION)
+    named = f"{table.version}|{LANDMARK_VERSION}|{INDEX_VERSION}".encode()
+    table = table.with_version("ranges-" + hashlib.sha256(named).hexdigest()[:12])
     with transaction(db) as conn:
         exists = conn.execute("SELECT 1 FROM range_tables WHERE version = ?", (table.version,)).fetchone()
         if not exists:
             conn.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
-                         (table.version, now(), actor.name, json.dumps({**params, "images": len(rows), **_versions()}),
-                          table.to_json()))
+                         (table.version, now(), actor.name, json.dumps(params), table.to_json()))
             audit(conn, actor.name, "ranges.learned", "range_table", table.version, images=len(rows))
     return table
 
 
-def _versions() -> dict[str, str]:
-    return {"landmark_version": LANDMARK_VERSION, "index_version": INDEX_VERSION}
+_CURRENT_RANGES = "json_extract(params, '$.landmark_version') = ? AND json_extract(params, '$.index_version') = ?"
 
 
 def latest_ranges(db: sqlite_utils.Database) -> RangeTable | None:
     """Return the newest stored range table learned on indices of the current landmark and index
     versions, or None before any was. A table learned on an older formula is never applied to
     indices of a newer one: check 2 waits until the ranges are learned again (`ranges_stale`)."""
-    row = db.execute("SELECT table_json FROM range_tables WHERE json_extract(params, '$.landmark_version') = ? "
-                     "AND json_extract(params, '$.index_version') = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                     [LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+    row = db.execute(f"SELECT table_json FROM range_tables WHERE {_CURRENT_RANGES} "
+                     "ORDER BY created_at DESC, rowid DESC LIMIT 1", [LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return RangeTable.from_json(row[0]) if row else None
 
 
 def ranges_stale(db: sqlite_utils.Database) -> bool:
     """True when range tables exist but none was learned on the current index versions."""
-    return latest_ranges(db) is None and db.execute("SELECT 1 FROM range_tables LIMIT 1").fetchone() is not None
+    return db.execute(f"SELECT EXISTS (SELECT 1 FROM range_tables) AND NOT EXISTS (SELECT 1 FROM range_tables "
+                      f"WHERE {_CURRENT_RANGES})", [LANDMARK_VERSION, INDEX_VERSION]).fetchone()[0] == 1
 
 
 def run_check2(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> dict[str, int]:

@@ -213,6 +213,18 @@ def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatc
     assert run_check2(db) == {}  # waits for ranges of the current formula
 
 
+def test_the_same_ranges_learned_under_a_new_formula_are_stored_anew(db, team, monkeypatch):
+    import labeling.workflow as workflow
+
+    first = learn_and_store_ranges(db, team["coord"])  # no consensus yet: an empty table
+    assert learn_and_store_ranges(db, team["coord"]).version == first.version  # same rows, same version
+    monkeypatch.setattr(workflow, "INDEX_VERSION", "asym-test-next")
+    again = learn_and_store_ranges(db, team["coord"])  # the same (empty) cells, another formula
+    assert again.version != first.version and workflow.latest_ranges(db).version == again.version
+    assert not workflow.ranges_stale(db)
+    assert db.execute("SELECT count(*) FROM range_tables").fetchone()[0] == 2
+
+
 def test_adjudication_final_and_exclusion(db, team):
     one, two, three = make_images(db, 3)
     for _ in range(3):
