@@ -6,7 +6,6 @@ scikit-learn, statsmodels and krippendorff; docs/agreement.md defines every meas
 """
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -1273,6 +1272,4 @@ def report_csv(result: Audit) -> str:
         long.insert(0, "table", name)
         parts.append(long)
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["table", "row", "column", "value"])
-    buf = io.StringIO()
-    safe_csv_frame(out).to_csv(buf, index=False)
-    return buf.getvalue()
+    return safe_csv_frame(out).to_csv(index=False)
