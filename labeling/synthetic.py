@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from scipy.spatial import Delaunay
 
-from asymmetry.indices import MIRROR_ORDER
+from asymmetry.indices import MIRROR_ORDER, face_frame
 from db.migrations import CLASSES, MOVEMENTS
 from labeling.classes import side_and_degree
 
@@ -190,8 +190,8 @@ def base_face() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ipd(pts: np.ndarray) -> float:
-    """Return the inter-pupil distance of 68 landmarks (pixels)."""
-    return float(np.linalg.norm(pts[36:42].mean(0) - pts[42:48].mean(0)))
+    """Return the inter-pupil distance of 68 landmarks (pixels), as the indices measure it."""
+    return face_frame(pts).ipd
 
 
 def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
