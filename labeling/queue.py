@@ -158,12 +158,12 @@ def submit_read(db: Database, reader: User, image_id: int, label: str | None = N
                             "AND read_id IS NULL ORDER BY slot LIMIT 1", (image_id, reader.id)).fetchone()
         if slot is None:
             raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
-                             "and it went to someone else); nothing was recorded")
+                             "and it went to someone else); nothing was saved")
         if token is not None and token != f"{image_id}.{slot[0]}.{slot[1]}":
-            raise QueueError("that choice was made for an earlier showing of this image; nothing was recorded")
+            raise QueueError("that choice was made for an earlier showing of this image; nothing was saved")
         if slot[1] and t - dt.datetime.fromisoformat(slot[1]) < dwell:
             raise TooQuick(f"too quick: the image had been shown for less than {dwell.total_seconds():g} s; "
-                           "nothing was recorded")
+                           "nothing was saved")
         duration = None
         if started_at:
             try:

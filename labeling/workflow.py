@@ -280,7 +280,7 @@ def adjudicate(db: Database, adjudicator: User, image_id: int, label: str | None
         dwell = dt.timedelta(milliseconds=int(settings.get(db, "key_dwell_ms")))
         if t - dt.datetime.fromisoformat(shown_since) < dwell:
             raise TooQuick(f"too quick: the case had been shown for less than {dwell.total_seconds():g} s; "
-                           "nothing was recorded")
+                           "nothing was saved")
     with transaction(db) as conn:
         who = authorize(conn, adjudicator, "adjudicate")
         # The state is checked under the write lock: a reader's undo landing between a check and
