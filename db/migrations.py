@@ -166,8 +166,7 @@ M0002_MEASUREMENTS = [
 
 M0003_WORKFLOW = [
     # The read queue: one row per image x read slot. A work queue is mutable by nature (leases
-    # come and go); the reads themselves stay append-only events in `reads`, and
-    # `labeling.queue.rebuild_slots` can rebuild this table from them at any time.
+    # come and go); the reads themselves stay append-only events in `reads`.
     """CREATE TABLE read_slots (
         image_id INTEGER NOT NULL REFERENCES images(id),
         slot INTEGER NOT NULL CHECK (slot >= 1),

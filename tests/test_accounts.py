@@ -158,3 +158,12 @@ def test_sessions_carry_the_account_as_it_is_now(db, team):
     token, _ = sessions.start_session(db, team["coord"], now=dt.datetime.now(dt.timezone.utc))
     users.set_roles(db, "cody", ["coordinator", "auditor"], actor=team["admin"])
     assert sessions.session_for(db, token).user.roles == {"coordinator", "auditor"}
+
+
+def test_single_sign_on_maps_an_e_mail_to_an_active_account_only(db, team):
+    users.add_user(db, "Dr.Who@Hospital.example", "a long password", ["reader"], actor=SHELL)
+    session = sessions.sso_session(db, "dr.who@hospital.example")
+    assert session.user.name == "Dr.Who@Hospital.example" and session.user.roles == {"reader"} and session.id is None
+    assert sessions.sso_session(db, "stranger@hospital.example") is None
+    users.set_active(db, "Dr.Who@Hospital.example", False, actor=SHELL)
+    assert sessions.sso_session(db, "dr.who@hospital.example") is None

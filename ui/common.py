@@ -50,9 +50,27 @@ def _token() -> str | None:
     return cookie if isinstance(cookie, str) else None
 
 
+def _sso_email() -> str | None:
+    """The e-mail of the person the hospital's single sign-on (Streamlit's st.login, OIDC) signed
+    in, when it is configured and they are; else None."""
+    try:
+        if not st.user.is_logged_in:
+            return None
+        email = st.user.get("email")
+    except Exception:  # no [auth] in the secrets, or outside a browser session
+        return None
+    return email if isinstance(email, str) and email else None
+
+
 def current_session() -> sessions.Session | None:
-    """Return the live session of this browser (read again from the database on every call), or None."""
-    return sessions.session_for(database(), _token())
+    """Return the live session of this browser (read again from the database on every call), or
+    None. With single sign-on, the account named by the signed-in e-mail (no session row: the
+    identity provider's session governs; sign-out is st.logout)."""
+    db = database()
+    session = sessions.session_for(db, _token())
+    if session is None and (email := _sso_email()):
+        session = sessions.sso_session(db, email)
+    return session
 
 
 def current_user() -> User | None:
@@ -74,6 +92,12 @@ def signed_out_notice() -> None:
         path = "/"
 
     st.title("FNP TripleCheck")
+    email = _sso_email()
+    if email:
+        st.warning(f"You are signed in with your hospital account ({email}), but no active FNP TripleCheck account "
+                   "has that name. Ask an admin to create one under this e-mail address.")
+        st.caption(NOTICE)
+        return
     st.warning("You are signed out: the session ended (signed out in another tab or on another device, idle too "
                "long, or your account changed). Nothing you press here is saved.")
     from ui.nav import link
@@ -101,7 +125,11 @@ def sign_out(everywhere: bool = False) -> None:
 
     db = database()
     token = _token()
-    session = sessions.session_for(db, token)
+    session = current_session()
+    if session is not None and session.id is None:  # single sign-on: the identity provider signs out
+        release(db, session.user)
+        st.logout()
+        return
     if session is not None:
         release(db, session.user)
         if everywhere:
