@@ -343,6 +343,8 @@ M0010_CHECK1_POLICY = [
         at TEXT NOT NULL)""",
     *_append_only("adjudication_undos"),
     _no_replace("adjudication_undos", "o.rowid = NEW.rowid OR o.adjudication_id = NEW.adjudication_id"),
+    # A reader's own reads and undos, counted from the index alone (the Read page's progress).
+    "CREATE INDEX reads_reader_kind ON reads(reader_id, kind)",
     # The events that count, written once here instead of in every query.
     "CREATE VIEW effective_reads AS SELECT r.* FROM reads r WHERE r.kind = 'read' "
     "AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id)",

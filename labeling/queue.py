@@ -222,9 +222,15 @@ def undo_last_read(db: Database, reader: User, now: dt.datetime | None = None) -
     return image_id
 
 
-def reader_progress(db: Database, reader: User) -> dict[str, int]:
-    """Return how many reads the reader has done and how many images remain open to them."""
-    done = db.execute("SELECT count(*) FROM effective_reads WHERE reader_id = ?", [reader.id]).fetchone()[0]
+def reader_progress(db: Database, reader: User, remaining: bool = True) -> dict[str, int]:
+    """Return how many reads the reader has done and (unless `remaining` is False: it scans the
+    open slots) how many images remain open to them."""
+    # Every undo supersedes one of the same reader's reads: their reads minus their undos, counted
+    # from the (reader_id, kind) index alone.
+    done = db.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'read') - "
+                      "(SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'undo')", [reader.id]).fetchone()[0]
+    if not remaining:
+        return {"done": done}
     intra = settings.get(db, "read_mode") == "intra"
     if intra:
         remaining = db.execute("SELECT count(*) FROM read_slots WHERE read_id IS NULL AND (slot = 1 OR reserved_for = ?)",
