@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from db.access import Database, audit, now, transaction
-from labeling.actors import Actor, User
+from labeling.actors import Actor, SystemActor, User
 from labeling.permissions import authorize, require
 
 ROLES = ("reader", "adjudicator", "coordinator", "auditor", "admin")
@@ -18,7 +18,8 @@ MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 
 __all__ = ["MIN_PASSWORD", "ROLES", "User", "UserError", "add_user", "change_own_password", "check_password",
-           "get_user", "list_users", "reset_password", "set_active", "set_roles", "validate_password"]
+           "create_first_admin",
+           "get_user", "has_admin", "has_users", "list_users", "reset_password", "set_active", "set_roles", "validate_password"]
 
 
 class UserError(ValueError):
@@ -80,6 +81,27 @@ def add_user(db: Database, name: str, password: str | None, roles, actor: Actor)
     return User(uid, name, frozenset(roles))
 
 
+FIRST_RUN = SystemActor("system:first-run set-up")
+
+
+def create_first_admin(db: Database, name: str, password: str, extra_roles=()) -> User:
+    """First-run set-up: create an admin (with `extra_roles`) while the project has no active admin;
+    refused (UserError) once it has one. The check and the insert are one transaction, so two
+    browsers finishing set-up at once create one admin, not two."""
+    name = validate_name(name)
+    roles = _validate_roles(["admin", *extra_roles])
+    hashed = _hasher.hash(validate_password(password))
+    with transaction(db) as conn:
+        if conn.execute("SELECT 1 FROM users WHERE active = 1 AND ',' || roles || ',' LIKE '%,admin,%'").fetchone():
+            raise UserError("set-up is already done: sign in instead")
+        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise UserError(f"a user named {name!r} already exists")
+        uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+                           (name, hashed, ",".join(roles), now())).lastrowid
+        audit(conn, FIRST_RUN.name, "user.created", "user", uid, name=name, roles=roles)
+    return User(uid, name, frozenset(roles))
+
+
 def get_user(db: Database, name: str) -> User | None:
     """Return the user called `name` (case-insensitive), or None."""
     row = db.execute("SELECT id, name, roles, active FROM users WHERE name = ?", [(name or "").strip()]).fetchone()
@@ -100,6 +122,14 @@ def list_users(db: Database) -> list[User]:
 def has_users(db: Database) -> bool:
     """Return True once the project has any account (first-run set-up is over)."""
     return db.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0] == 1
+
+
+def has_admin(db: Database) -> bool:
+    """Return True once the project has an active admin (first-run set-up stays open until then,
+    so a project made from the command line, e.g. the demo with its simulated readers, can still
+    get its first admin in the browser)."""
+    return db.execute("SELECT EXISTS (SELECT 1 FROM users WHERE active = 1 AND ',' || roles || ',' LIKE '%,admin,%')"
+                      ).fetchone()[0] == 1
 
 
 def check_password(db: Database, name: str, password: str) -> User | None:

@@ -123,3 +123,17 @@ def test_first_run_set_up_creates_one_admin_then_closes(data_dir):
         db.close()
     finally:
         server.stop()
+
+
+def test_a_project_without_an_admin_still_gets_one_in_the_browser(served, db):
+    """A project made from the command line (the demo and its simulated readers, say) has accounts
+    but no admin: the sign-in page points to set-up, which creates one admin and then closes."""
+    c = Client(served.url)
+    status, _, text, _ = c.request("GET", "/signin")
+    assert status == 200 and "no admin yet" in text and 'href="/setup"' in text
+    token = c.csrf("/setup")
+    form = {"name": "boss", "password": "correct horse battery", "password2": "correct horse battery", "csrf": token}
+    assert c.request("POST", "/setup", form)[1]["location"] == "/signin?why=created"
+    assert c.request("GET", "/setup")[1]["location"] == "/signin"
+    assert "no admin yet" not in c.request("GET", "/signin")[2]
+    assert [r[0] for r in db.execute("SELECT roles FROM users WHERE name = 'boss'")] == ["admin"]

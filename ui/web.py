@@ -20,8 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from labeling import auth, sessions
-from labeling.actors import SystemActor
-from labeling.users import MIN_PASSWORD, UserError, add_user, has_users
+from labeling.users import MIN_PASSWORD, UserError, create_first_admin, has_admin, has_users
 
 log = logging.getLogger("fnp")
 
@@ -147,7 +146,13 @@ async def signin(request: Request) -> Response:
         info = {"signed-out": "You are signed out.", "expired": "Your session ended. Please sign in again.",
                 "everywhere": "You are signed out on every device.",
                 "created": "Admin account created. Sign in with it."}.get(request.query_params.get("why", ""), "")
-        response = _page("Sign in", _signin_form(next_path, csrf, info=info))
+        if not await run_in_threadpool(has_admin, db):
+            info = (info + " " if info else "") + "This project has no admin yet."
+            body = _signin_form(next_path, csrf, info=info) + f'<a class="button secondary" href="{SETUP}">First-run ' \
+                'set-up: create the first admin</a>'
+        else:
+            body = _signin_form(next_path, csrf, info=info)
+        response = _page("Sign in", body)
         # A stale session cookie (revoked, expired) is dropped here, before a new one is set.
         response.delete_cookie(sessions.COOKIE, path="/")
         return _with_csrf(response, csrf, new, request)
@@ -169,16 +174,16 @@ async def signin(request: Request) -> Response:
 
 
 async def setup(request: Request) -> Response:
-    """First-run set-up: while the project has no account, create the first admin."""
+    """First-run set-up: while the project has no active admin, create the first one."""
     db = await run_in_threadpool(_project)
-    if await run_in_threadpool(has_users, db):
+    if await run_in_threadpool(has_admin, db):
         return RedirectResponse(SIGNIN, status_code=303)
     csrf, new = _csrf_pair(request)
 
     def form(message: str = "", name: str = "") -> str:
         roles = "".join(f'<label><input type="checkbox" name="role" value="{r}"{" checked" if r == "coordinator" else ""}>'
                         f' {r}</label>' for r in ("coordinator", "auditor", "adjudicator", "reader"))
-        return (f'<p>First-run set-up: no one has an account yet. Create the first <b>admin</b>; they add everyone '
+        return (f'<p>First-run set-up: this project has no admin yet. Create the first <b>admin</b>; they add everyone '
                 f'else.</p>{f"<div class=error role=alert>{html.escape(message)}</div>" if message else ""}'
                 f'<form method="post" action="{SETUP}"><input type="hidden" name="csrf" value="{html.escape(csrf)}">'
                 f'<label for="name">Admin user name</label><input id="name" name="name" type="text" '
@@ -201,15 +206,8 @@ async def setup(request: Request) -> Response:
         return _with_csrf(_page("Set-up", form("The two passwords differ.", name), 400), csrf, new, request)
     extra = [r for r in raw.getlist("role") if r in ("coordinator", "auditor", "adjudicator", "reader")]
 
-    def create():
-        # Re-checked inside: two browsers finishing set-up at once create one admin, not two.
-        if has_users(db):
-            raise UserError("set-up is already done: sign in instead")
-        return add_user(db, name, str(checked.get("password", "")), ["admin", *extra],
-                        actor=SystemActor("system:first-run set-up"))
-
     try:
-        await run_in_threadpool(create)
+        await run_in_threadpool(create_first_admin, db, name, str(checked.get("password", "")), extra)
     except UserError as exc:
         return _with_csrf(_page("Set-up", form(str(exc), name), 400), csrf, new, request)
     return RedirectResponse(f"{SIGNIN}?why=created", status_code=303)
