@@ -16,6 +16,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "demo.load": frozenset({"coordinator", "admin"}),
     "export": frozenset({"coordinator"}),
     "ranges.learn": frozenset({"coordinator"}),
+    "landmarks.correct": frozenset({"coordinator", "adjudicator"}),
     "audit.view": frozenset({"auditor", "admin"}),
     "agreement.view": frozenset({"auditor", "coordinator", "admin"}),
     "prediagnosis.view": frozenset({"auditor", "coordinator", "admin", "adjudicator"}),

@@ -43,18 +43,21 @@ adj AS (
     WHERE a.id = (SELECT max(id) FROM adjudications b WHERE b.image_id = a.image_id)),
 c2 AS (
     SELECT c.image_id, c.outcome, c.consensus, c.range_class, c.at FROM check2_results c
-    WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id))
+    WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id)),
+lc AS (SELECT image_id, max(at) AS corrected_at FROM landmark_corrections GROUP BY image_id)
 SELECT i.id AS image_id, i.movement, i.source, i.synthetic, i.subject_id,
        coalesce(agg.n, 0) AS n_reads, agg.lo, agg.hi, coalesce(agg.labelled, 0) AS labelled, agg.last_read,
        adj.decision, adj.label AS adjudicated_label,
-       c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at
+       c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at,
+       coalesce(lc.corrected_at, '') AS corrected_at
 FROM images i
 LEFT JOIN agg ON agg.image_id = i.id
 LEFT JOIN adj ON adj.image_id = i.id
 LEFT JOIN c2 ON c2.image_id = i.id
+LEFT JOIN lc ON lc.image_id = i.id
 """
 _STATE_TEXT = ("movement", "source", "lo", "hi", "last_read", "decision", "adjudicated_label", "check2",
-               "check2_consensus", "range_class", "check2_at")
+               "check2_consensus", "range_class", "check2_at", "corrected_at")
 
 
 def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> pd.DataFrame:
@@ -67,7 +70,10 @@ def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) 
     complete = df.n_reads >= k
     agree = complete & (df.labelled == df.n_reads) & (df.lo == df.hi)
     consensus = df.lo.where(agree)
-    c2_valid = df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
+    # A check-2 result counts for the current reads and landmarks only: a later read, or a later hand
+    # correction of the landmarks (labeling/landmark_edits.py), sends the image back to check 2.
+    c2_valid = (df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
+                & (df.check2_at >= df.corrected_at))
     state = pd.Series("awaiting_read_1", index=df.index, dtype=object)
     state[(df.n_reads > 0) & ~complete] = "awaiting_read_" + (df.n_reads + 1).astype(str)
     state[complete & ~agree] = "awaiting_adjudication"
