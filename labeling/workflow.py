@@ -228,6 +228,7 @@ class Case:
     mirrored: bool
     points: list | None
     size: tuple[int, int] = (0, 0)
+    auto_points: list | None = None  # dlib's own points when `points` were corrected by hand
 
 
 def adjudication_queue(db: sqlite_utils.Database, adjudicator: User) -> pd.DataFrame:
@@ -251,11 +252,13 @@ def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: in
     shown = [{"reader": name if reveal else f"Reader {chr(65 + i)}", "label": label, "cannot_grade": cg,
               "seconds": None if ms is None else round(ms / 1000, 1)} for i, (label, cg, name, ms) in enumerate(reads)]
     img = db.execute("SELECT movement, stored_path, mirrored, width, height FROM images WHERE id = ?", [image_id]).fetchone()
-    m = db.execute("SELECT status, rgas_signed, anas_signed, points FROM measurements WHERE image_id = ? AND landmark_version = ? "
-                   "AND index_version = ? ORDER BY id DESC LIMIT 1", [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+    m = db.execute("SELECT status, rgas_signed, anas_signed, points, auto_points FROM measurements WHERE image_id = ? "
+                   "AND landmark_version = ? AND index_version = ? ORDER BY id DESC LIMIT 1",
+                   [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return Case(image_id, img[0], s.reason, shown, s.range_class if pd.notna(s.range_class) else None,
                 m[1] if m else None, m[2] if m else None, m[0] if m else None, img[1], bool(img[2]),
-                json.loads(m[3]) if m and m[3] else None, (img[3], img[4]))
+                json.loads(m[3]) if m and m[3] else None, (img[3], img[4]),
+                json.loads(m[4]) if m and m[4] else None)
 
 
 def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, label: str | None = None,

@@ -104,6 +104,7 @@ def _write_calls(folder):
     from labeling.export import correct_crop, export_dataset
     from labeling.images import image_for_reader
     from labeling.importer import import_uploaded
+    from labeling.landmark_edits import correct_landmarks
     from labeling.queue import claim_next, submit_read, undo_last_read
     from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges
 
@@ -120,6 +121,7 @@ def _write_calls(folder):
         ("import", "import_uploaded", lambda db, u: import_uploaded(db, folder, manifest, "m.csv", {}, actor=u)),
         ("export", "export_dataset", lambda db, u: export_dataset(db, folder, "matrix", actor=u, workers=1)),
         ("export", "correct_crop", lambda db, u: correct_crop(db, u, 1, (10, 10, 200, 200), "matrix")),
+        ("landmarks.correct", "correct_landmarks", lambda db, u: correct_landmarks(db, u, 1, [[5.0, 5.0]] * 68)),
         ("settings.manage", "settings.change", lambda db, u: settings.change(db, "undo_seconds", 120, u)),
         ("users.manage", "add_user", lambda db, u: add_user(db, f"new-{u.id}", "a long password", ["reader"], actor=u)),
         ("audit.view", "audit_events", lambda db, u: audit_events(db, u)),

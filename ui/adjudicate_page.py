@@ -11,6 +11,7 @@ from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adj
                                movement_points)
 from ui.common import database, guard
 from ui.images import MOVEMENT_NAMES, orientation_hint, stored_rgb
+from ui.landmark_editor import landmark_editor
 from ui.read_page import HELP, KEYS, ORDER
 
 
@@ -56,10 +57,13 @@ def adjudicate_page() -> None:
             tab_photo.image(rgb, use_container_width=True)
             if case.points is not None:
                 scale = rgb.shape[1] / case.size[0] if case.size[0] else 1.0  # points are full-resolution pixels
-                tab_overlay.image(draw_overlay(rgb, np.asarray(case.points) * scale, mirrored=case.mirrored),
-                                  use_container_width=True)
+                auto = None if case.auto_points is None else np.asarray(case.auto_points) * scale
+                tab_overlay.image(draw_overlay(rgb, np.asarray(case.points) * scale, mirrored=case.mirrored,
+                                               auto_points=auto), use_container_width=True)
             else:
                 tab_overlay.info(f"No landmarks: {case.measurement_status or 'not measured yet'}.")
+        with st.expander("Correct the landmarks"):
+            landmark_editor(db, user, int(image_id), key="adj")
     with right:
         st.markdown("**Reads** (identities hidden unless an admin reveals them)")
         st.dataframe(pd.DataFrame(case.reads), hide_index=True, use_container_width=True)

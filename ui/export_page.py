@@ -8,6 +8,7 @@ from labeling.export import ExportError, crop_preview, correct_crop, export_data
     review_candidates
 from labeling.permissions import PermissionDenied
 from ui.common import database, guard
+from ui.landmark_editor import landmark_editor
 
 
 def _export_form(user, db) -> None:
@@ -72,6 +73,8 @@ def _crop_review(user, db) -> None:
         cols[1].image(prev.crop, caption=f"exported crop 299x299 (box from {prev.box.source}{flip})", width=299)
     else:
         cols[1].warning(f"No crop: {prev.message}. Give a box below to include this image in exports.")
+    with st.expander("Correct the landmarks (the crop box follows them)"):
+        landmark_editor(db, user, int(image_id), key="crop")
     with st.form(f"crop_fix_{image_id}"):
         c = st.columns(4)
         vals = [c[i].number_input(k, value=float(round(v, 1)), step=1.0, format="%.1f")
