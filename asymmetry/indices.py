@@ -65,8 +65,8 @@ MIRROR_ORDER = np.array(
 # 0.9-2k px through dlib, rounded; bench/index_jitter.py, docs/asymmetry.md §6), so no single noisy
 # component can outvote a clear mouth or brow droop. side_score = sum(signed / noise) / sqrt(7).
 SIDE_NOISE = {
-    "eas_signed": 0.004, "ebas_signed": 0.004, "nas_signed": 0.004, "mas_signed": 0.003,
-    "m_an_signed": 0.3, "n_an_signed": 0.6, "eb_an_signed": 0.2,
+    "eas_signed": 0.005, "ebas_signed": 0.005, "nas_signed": 0.004, "mas_signed": 0.004,
+    "m_an_signed": 0.36, "n_an_signed": 0.65, "eb_an_signed": 0.25,
 }
 # |side_score| below this gives side None ("no measurable asymmetry"). Kept small on purpose: the
 # jitter of side_score itself is ~1.4 on a neutral face, so a side is a direction, not a verdict

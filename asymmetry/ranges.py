@@ -21,10 +21,10 @@ import numpy as np
 CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
 # Distances are measured in box widths; a box narrower than this on an axis is measured in this
 # instead, so a tight cell cannot make landmark jitter look like a big distance. The values are
-# the landmark jitter of the signed sums (pooled SD of RgAs_signed 0.009, AnAs_signed 0.85 degrees
+# the landmark jitter of the signed sums (pooled SD of RgAs_signed 0.015, AnAs_signed 1.07 degrees
 # when the same photo is resized or rotated, rounded up; bench/index_jitter.py, docs/asymmetry.md).
 # Index versions before asym-2.0 had 0.04 and 1.0.
-MIN_WIDTH = {"rgas": 0.01, "anas": 0.9}
+MIN_WIDTH = {"rgas": 0.015, "anas": 1.1}
 REQUIRED_KEYS = ("movement", "label", "rgas_signed", "anas_signed")
 
 

@@ -38,7 +38,9 @@ def _measure(job: tuple) -> dict:
     side, grade = side_and_degree(label)
     row = {"movement": movement, "label": label, "truth": side, "grade": grade, "status": m.status}
     if m.indices is not None:
-        row.update(rgas=m.indices.rgas, anas=m.indices.anas, side_score=m.indices.side_score)
+        i = m.indices
+        row.update(rgas=i.rgas, anas=i.anas, side_score=i.side_score, eas=i.eas, ebas=i.ebas, nas=i.nas, mas=i.mas,
+                   lid=abs(i.lid_signed))
     return row
 
 
@@ -62,6 +64,12 @@ def main() -> None:
     print("| movement | " + " | ".join(MOVEMENTS) + " |\n|---|" + "---|" * len(MOVEMENTS))
     for index, values in table.items():
         print(f"| \\|{'RgAs' if index == 'rgas' else 'AnAs'}\\| | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+
+    print("\nThe terms of RgAs (all lengths in eye-centre distances, equal weights): median by grade, all movements")
+    print("| grade | EAs (of which lid) | EBAs | NAs | MAs | RgAs |\n|---|---|---|---|---|---|")
+    for g, part in ok.groupby("grade"):
+        print(f"| {g} | {part.eas.median():.3f} ({part.lid.median():.3f}) | {part.ebas.median():.3f} | "
+              f"{part.nas.median():.3f} | {part.mas.median():.3f} | {part.rgas.median():.3f} |")
 
     lr = ok[ok.truth.notna()]
     found = lr.side_score.map(side_of)

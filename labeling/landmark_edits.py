@@ -171,10 +171,11 @@ def corrected_images(db: sqlite_utils.Database) -> pd.DataFrame:
     current measurement holds the latest correction)."""
     cols = ["image_id", "corrections", "moved", "last_actor", "last_at", "in_use"]
     rows = db.execute(
-        "SELECT c.image_id, count(*), group_concat(c.moved, ';'), max(c.id), "
-        "(SELECT actor FROM landmark_corrections d WHERE d.id = max(c.id)), max(c.at), "
-        "(SELECT m.correction_id FROM measurements m WHERE m.image_id = c.image_id AND m.landmark_version = ? "
-        " AND m.index_version = ?) FROM landmark_corrections c GROUP BY c.image_id ORDER BY c.image_id",
+        "WITH g AS (SELECT image_id, count(*) AS n, group_concat(moved, ';') AS moved, max(id) AS last "
+        "FROM landmark_corrections GROUP BY image_id) "
+        "SELECT g.image_id, g.n, g.moved, g.last, d.actor, d.at, "
+        "(SELECT m.correction_id FROM measurements m WHERE m.image_id = g.image_id AND m.landmark_version = ? "
+        " AND m.index_version = ?) FROM g JOIN landmark_corrections d ON d.id = g.last ORDER BY g.image_id",
         [LANDMARK_VERSION, INDEX_VERSION]).fetchall()
     out = [{"image_id": r[0], "corrections": r[1],
             "moved": sorted({k for part in r[2].split(";") for k in json.loads(part)}),
