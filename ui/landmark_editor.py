@@ -50,8 +50,8 @@ _CSS = """
 .lm-bar button { padding: 4px 10px; border-radius: 6px; border: 1px solid #999; background: #fff; cursor: pointer; }
 .lm-bar button.lm-save { background: #ff4b4b; border-color: #ff4b4b; color: #fff; font-weight: 600; }
 .lm-bar button:disabled { opacity: 0.45; cursor: default; }
-.lm-status { min-height: 1.4em; margin: 4px 0; }
-.lm-svg { display: block; cursor: crosshair; touch-action: none; user-select: none; max-width: 100%; height: auto; }
+.lm-status { height: 2.8em; overflow: hidden; margin: 4px 0; line-height: 1.4em; }  /* fixed: the photo never moves under the cursor */
+.lm-svg { display: block; cursor: crosshair; touch-action: none; user-select: none; height: auto; }
 .lm-pt { fill: #50ff50; stroke: #000; stroke-width: 1; cursor: grab; }
 .lm-pt.lm-moved { fill: #ffe14b; }
 .lm-pt.lm-sel { fill: #ff3df0; stroke: #fff; stroke-width: 2; }
@@ -85,7 +85,7 @@ export default function(component) {
   bar.append(save, undo, reset, count);
   const status = document.createElement('div'); status.className = 'lm-status';
   const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('class', 'lm-svg'); svg.setAttribute('width', data.w); svg.setAttribute('height', data.h);
+  svg.setAttribute('class', 'lm-svg'); svg.style.width = '100%'; svg.style.maxWidth = data.w + 'px';
   svg.setAttribute('viewBox', `0 0 ${data.w} ${data.h}`); svg.setAttribute('data-testid', 'landmark-editor');
   const img = document.createElementNS(NS, 'image');
   img.setAttribute('href', data.img); img.setAttribute('width', data.w); img.setAttribute('height', data.h);
@@ -129,9 +129,10 @@ export default function(component) {
       ? 'Click a point (or drag it), then click where it belongs.'
       : `Point ${selected} (${data.names[selected]}) selected: click its place on the photo, or press Esc.`;
   }
-  function where(ev) {
-    const box = svg.getBoundingClientRect();
-    return [(ev.clientX - box.left) * data.w / box.width, (ev.clientY - box.top) * data.h / box.height];
+  function where(ev) {  // client pixels -> the picture's own pixels, however the SVG is scaled
+    const p = svg.createSVGPoint(); p.x = ev.clientX; p.y = ev.clientY;
+    const q = p.matrixTransform(svg.getScreenCTM().inverse());
+    return [q.x, q.y];
   }
   function place(i, sx, sy) {
     const sxc = Math.min(Math.max(sx, 0), data.w), syc = Math.min(Math.max(sy, 0), data.h);
