@@ -106,8 +106,47 @@ def _is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
+def _clean_frame(df) -> tuple[dict[tuple[str, str], np.ndarray], int, list[str]]:
+    """`_clean_rows` for a pandas DataFrame, by column instead of by row (the same groups, counts
+    and messages; the out-of-fold audit learns ten tables from 100,000 rows)."""
+    import pandas as pd
+
+    n = len(df)
+
+    def missing(col: str) -> np.ndarray:
+        if col not in df:
+            return np.ones(n, bool)
+        values = df[col].astype(object)
+        return (values.isna() | (values == "")).to_numpy(bool)
+
+    def number(col: str) -> np.ndarray:
+        return pd.to_numeric(df[col], errors="coerce").to_numpy(float) if col in df else np.full(n, np.nan)
+
+    no_mv, no_label = missing("movement"), missing("label")
+    skipped: Counter[str] = Counter()
+    for mask, why in ((no_mv & no_label, "no movement or label"), (no_mv & ~no_label, "no movement"),
+                      (~no_mv & no_label, "no label")):
+        if mask.any():
+            skipped[why] += int(mask.sum())
+    points = np.column_stack([number("rgas_signed"), number("anas_signed")])
+    labelled = ~(no_mv | no_label)
+    bad = labelled & ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        skipped["missing or NaN indices (no face, degenerate landmarks)"] += int(bad.sum())
+    good = np.flatnonzero(labelled & ~bad)
+    keys = pd.DataFrame({"m": df["movement"].to_numpy(object)[good], "c": df["label"].to_numpy(object)[good]})
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for (m, c), idx in keys.groupby(["m", "c"], sort=False).indices.items():
+        key = (str(m), str(c))  # as the row-wise path names them (a 1 and a "1" are one group there too)
+        groups[key] = np.vstack([groups[key], points[good[idx]]]) if key in groups else points[good[idx]]
+    messages = [f"{k} row(s) skipped: {why}" for why, k in sorted(skipped.items())]
+    return groups, sum(skipped.values()), messages
+
+
 def _clean_rows(rows: Any) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], int, list[str]]:
     """Group usable rows by (movement, label); return (groups, rows skipped, messages)."""
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+        return _clean_frame(rows)
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     skipped: Counter[str] = Counter()
     for row in _rows_as_dicts(rows):
