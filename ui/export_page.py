@@ -73,14 +73,14 @@ def _crop_review(user, db) -> None:
         cols[1].image(prev.crop, caption=f"exported crop 299x299 (box from {prev.box.source}{flip})", width=299)
     else:
         cols[1].warning(f"No crop: {prev.message}. Give a box below to include this image in exports.")
-    with st.expander("Correct the landmarks (the crop box follows them)"):
-        landmark_editor(db, user, int(image_id), key="crop")
     with st.form(f"crop_fix_{image_id}"):
         c = st.columns(4)
         vals = [c[i].number_input(k, value=float(round(v, 1)), step=1.0, format="%.1f")
                 for i, (k, v) in enumerate(zip(("x0", "y0", "x1", "y1"), box))]
         reason = st.text_input("Reason for the correction")
         save = st.form_submit_button("Save corrected box")
+    with st.expander("Correct the landmarks (the crop box follows them)"):
+        landmark_editor(db, user, int(image_id), key="crop")
     if save:
         try:
             stored = correct_crop(db, user, int(image_id), vals, reason)

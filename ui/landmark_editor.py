@@ -231,7 +231,7 @@ def landmark_editor(db, user, image_id: int, key: str) -> None:
             "auto": state.auto_points.tolist() if state.corrected else None,
             "names": [point_name(i) for i in range(68)], "r": 4.0, "nonce": len(state.corrections)}
     result = _editor(data=data, key=f"{key}_lm_{image_id}_{len(state.corrections)}", on_save_change=lambda: None,
-                     height=view["h"] + 80)
+                     height="content")
     payload = getattr(result, "save", None)
     if payload and payload.get("nonce") == len(state.corrections):
         _save(db, user, image_id, payload.get("points"), st.session_state.get(f"{key}_lm_reason_{image_id}", ""),
