@@ -100,6 +100,17 @@ def flip_points(points: np.ndarray, width: int) -> np.ndarray:
 Box = tuple[float, float, float, float]  # left, top, right, bottom: inclusive pixel indices
 
 
+def mirror_image(img: np.ndarray) -> np.ndarray:
+    """Return a C-contiguous left-right mirror of an (H, W) or (H, W, C) image (one channel at a
+    time: numpy copies a reversed 3-channel view ~6x slower)."""
+    if img.ndim == 2:
+        return np.ascontiguousarray(img[:, ::-1])
+    out = np.empty_like(img)
+    for c in range(img.shape[2]):
+        out[..., c] = img[:, ::-1, c]
+    return out
+
+
 def _mirror_box(box: Box, width: int) -> Box:
     left, top, right, bottom = box
     return ((width - 1) - right, top, (width - 1) - left, bottom)
@@ -164,7 +175,7 @@ def detect_faces(det, small: np.ndarray) -> list[tuple[Box, float]]:
     """
     width = small.shape[1]
     lean = brightness_lean(small)
-    mirror = np.ascontiguousarray(small[:, ::-1]) if lean <= 0 else None
+    mirror = mirror_image(small) if lean <= 0 else None
     for upsample in (0, 1):
         direct = _run(det, small, upsample) if lean >= 0 else []
         mirrored = [(_mirror_box(b, width), s) for b, s in _run(det, mirror, upsample)] if lean <= 0 else []
@@ -248,7 +259,7 @@ def predict_both_ways(predictor, rgb: np.ndarray, rect: tuple[int, int, int, int
     box = (left - cx0, top - cy0, right - cx0, bottom - cy0)
     direct = predictor(crop, dlib.rectangle(*box))
     mirror_box = ((cw - 1) - box[2], box[1], (cw - 1) - box[0], box[3])
-    mirrored = predictor(np.ascontiguousarray(crop[:, ::-1]), dlib.rectangle(*mirror_box))
+    mirrored = predictor(mirror_image(crop), dlib.rectangle(*mirror_box))
     a = np.array([(p.x, p.y) for p in direct.parts()], dtype=np.float64)
     b = flip_points(np.array([(p.x, p.y) for p in mirrored.parts()], dtype=np.float64), cw)
     return (a + b) / 2 + (cx0, cy0)
