@@ -170,15 +170,16 @@ def pupil_frame(points: np.ndarray) -> FaceFrame | None:
 class Indices:
     """The asymmetry indices of one face.
 
-    Absolute forms (0 = symmetric): `eas, ebas, nas, mas` (inter-pupil distances; eas also holds
-    the lid-opening ratio), `rgas` = their sum; `m_an, n_an, eb_an` (degrees, |tilt| against the
-    pupil line), `anas` = their sum. Signed forms (`*_signed`): positive = patient's left lower /
-    less closed; `rgas_signed`, `anas_signed` are the sums of the signed components.
-    `lid_signed`: (o_left - o_right) / max(o) in the patient's frame. `side_score`: the signed
-    components in units of landmark jitter (see SIDE_NOISE); `side`: "L" (patient's left
-    affected), "R", or None when |side_score| < SIDE_DEADBAND or degenerate. `ipd_px`:
-    inter-pupil distance in the input's pixels. `status`: "ok" or "degenerate" (then every index
-    is NaN and `message` says why).
+    Absolute forms (0 = symmetric): `eas, ebas, nas, mas` (lengths in eye-centre distances; eas
+    also holds the lid-opening difference, a length too), `rgas` = their sum; `m_an, n_an, eb_an`
+    (degrees, |tilt| against the eye line), `anas` = their sum. Signed forms (`*_signed`):
+    positive = patient's left lower / less closed; `rgas_signed`, `anas_signed` are the sums of the
+    signed components. `lid_signed`: o_left - o_right (eye-centre distances) in the patient's
+    frame. `side_score`: the signed components in units of landmark jitter (see SIDE_NOISE);
+    `side`: "L" (patient's left affected), "R", or None when |side_score| < SIDE_DEADBAND or
+    degenerate. `ipd_px`: the distance between the eye centres (about the inter-pupil distance)
+    in the input's pixels. `status`: "ok" or "degenerate" (then every index is NaN and `message`
+    says why).
     """
 
     eas: float
@@ -286,7 +287,7 @@ def compute_indices(points: np.ndarray, mirrored: bool) -> Indices:
     """Return the `Indices` of 68 dlib landmarks (pixels, any scale, position or roll).
 
     `mirrored`: True for front-camera (selfie) photos, where the patient's left is on the image's
-    left. Missing points (NaN), a wrong shape or coincident pupils give status "degenerate" with
+    left. Missing points (NaN), a wrong shape or coincident eye centres give status "degenerate" with
     NaN indices and side None; this never raises.
     """
     try:
