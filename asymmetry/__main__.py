@@ -49,7 +49,10 @@ def cmd_run(args) -> int:
     from db.access import data_dir, open_project
     from labeling.cli import _progress_bar
 
-    counts = measure_pending(open_project(), data_dir(), workers=args.workers, progress=_progress_bar("measuring"))
+    from labeling.actors import SystemActor
+
+    counts = measure_pending(open_project(), data_dir(), workers=args.workers, progress=_progress_bar("measuring"),
+                             actor=SystemActor.command_line("asymmetry run"))
     print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"))
     return 0
 

@@ -21,7 +21,8 @@ from asymmetry.imaging import decode_image
 from asymmetry.indices import INDEX_VERSION, Indices, compute_indices
 from asymmetry.landmarks import ALGORITHM, PREDICT_SIDE, Landmarks, landmarks_from_decoded
 from asymmetry.quality import quality_flags
-from db.access import get_setting, now, transaction
+from db.access import audit, get_setting, now, transaction
+from labeling.permissions import authorize, require
 
 # The landmark step's version (model, mirror averaging, sizes): measurements of another version are
 # measured again. asym-1.x stored "dlib-68-ibug300w@1280" (one pass, no mirror).
@@ -129,7 +130,7 @@ def pending(db: sqlite_utils.Database, store: Path) -> list[tuple[int, str, bool
     return [(r[0], str(store / r[1]), bool(r[2])) for r in rows]
 
 
-def reindex_stored(db: sqlite_utils.Database, batch: int = 500) -> int:
+def reindex_stored(db: sqlite_utils.Database, batch: int = 500, *, actor) -> int:
     """Recompute the indices of images measured with the current landmark version but an older
     index version, from their stored points (no decoding, no dlib); return how many were done.
 
@@ -160,6 +161,7 @@ def reindex_stored(db: sqlite_utils.Database, batch: int = 500) -> int:
                     *index_columns(idx), sharpness, fraction, blurry, distant, now(), correction_id, auto))
     for start in range(0, len(out), batch):
         with transaction(db) as conn:
+            authorize(conn, actor, "measure")
             conn.executemany(INSERT, out[start:start + batch])
     return len(out)
 
@@ -169,7 +171,7 @@ def _finite_or_none(v):
 
 
 def measure_pending(db: sqlite_utils.Database, store: Path, workers: int | None = None, batch: int = 32,
-                    progress: Callable[[int, int, str], None] | None = None) -> dict[str, int]:
+                    progress: Callable[[int, int, str], None] | None = None, *, actor) -> dict[str, int]:
     """Measure every image lacking a current measurement; return counts per status.
 
     Images whose stored landmarks are current only need their indices recomputed
@@ -178,7 +180,8 @@ def measure_pending(db: sqlite_utils.Database, store: Path, workers: int | None 
     process alone writes, `batch` results per transaction, so stopping at any point loses at most
     one batch of work and nothing committed.
     """
-    reindexed = reindex_stored(db)
+    require(actor, "measure")
+    reindexed = reindex_stored(db, actor=actor)
     todo = pending(db, store)
     pick_best = bool(get_setting(db, "pick_best_face", False))
     jobs = [(i, p, m, pick_best) for i, p, m in todo]
@@ -190,6 +193,7 @@ def measure_pending(db: sqlite_utils.Database, store: Path, workers: int | None 
     def flush():
         if buffer:
             with transaction(db) as conn:
+                authorize(conn, actor, "measure")
                 conn.executemany(INSERT, buffer)
             buffer.clear()
 
@@ -215,6 +219,9 @@ def measure_pending(db: sqlite_utils.Database, store: Path, workers: int | None 
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    if counts:
+        with transaction(db) as conn:
+            audit(conn, authorize(conn, actor, "measure"), "measure.run", "images", None, **counts)
     return counts
 
 
@@ -229,11 +236,11 @@ def effective_flags(db: sqlite_utils.Database, image_id: int) -> dict[str, bool 
     return flags
 
 
-def override_flag(db: sqlite_utils.Database, image_id: int, flag: str, value: bool, actor: str, reason: str = "") -> None:
+def override_flag(db: sqlite_utils.Database, image_id: int, flag: str, value: bool, actor, reason: str = "") -> None:
     """Record a coordinator's override of a quality flag (append-only; the latest wins)."""
-    from db.access import audit
-
+    require(actor, "quality.override")
     with transaction(db) as conn:
+        who = authorize(conn, actor, "quality.override")
         conn.execute("INSERT INTO quality_overrides (image_id, flag, value, reason, actor, at) VALUES (?,?,?,?,?,?)",
-                     (image_id, flag, int(value), reason, actor, now()))
-        audit(conn, actor, "quality.override", "image", image_id, flag=flag, value=value, reason=reason)
+                     (image_id, flag, int(value), reason, who, now()))
+        audit(conn, who, "quality.override", "image", image_id, flag=flag, value=value, reason=reason)

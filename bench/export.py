@@ -33,10 +33,10 @@ from db.access import open_project  # noqa: E402
 from labeling import settings  # noqa: E402
 from labeling.demo import carry_to_final, load_demo  # noqa: E402
 from labeling.export import PNG_COMPRESS_LEVEL, effective_crop_box, export_dataset  # noqa: E402
-from labeling.users import User  # noqa: E402
+from labeling.actors import SystemActor  # noqa: E402
 from labeling.workflow import final_labels, state_counts  # noqa: E402
 
-COORD = User(0, "bench", frozenset({"coordinator"}))
+COORD = SystemActor("system:bench")
 
 
 def prepare(cache: Path, subjects: int, workers: int) -> Path:
@@ -48,13 +48,13 @@ def prepare(cache: Path, subjects: int, workers: int) -> Path:
     shutil.rmtree(folder.parent, ignore_errors=True)
     db = open_project(folder)
     t = time.perf_counter()
-    load_demo(db, folder, subjects=subjects, seed=0, workers=workers, actor="bench")
+    load_demo(db, folder, subjects=subjects, seed=0, workers=workers, actor=COORD)
     # Every movement x class cell gets a range box, so check 2 decides every image (no 'agreed' left).
-    settings.change(db, "range_min_count", 1, "bench")
-    steps = carry_to_final(db, folder, accuracy=0.9, seed=0, actor="bench")
+    settings.change(db, "range_min_count", 1, COORD)
+    steps = carry_to_final(db, folder, accuracy=0.9, seed=0, actor=COORD)
     marker.write_text(json.dumps({"seconds": round(time.perf_counter() - t), "steps": steps,
                                   "states": state_counts(db)}, default=str))
-    db.conn.close()
+    db.close()
     return folder
 
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.access import open_project, transaction  # noqa: E402
 from labeling import settings  # noqa: E402
+from labeling.actors import SystemActor  # noqa: E402
 from labeling.queue import claim_next, submit_read  # noqa: E402
 from labeling.users import User  # noqa: E402
 from labeling.workflow import state_counts  # noqa: E402
@@ -33,7 +34,9 @@ K, READERS = 10, 20
 def build(folder: Path, n_images: int, seed: int = 0):
     """Create the synthetic project; return (db, total reads)."""
     db = open_project(folder)
-    settings.change(db, "reads_per_image", K, "bench")
+    bench = SystemActor("system:bench")
+    settings.change(db, "reads_per_image", K, bench)
+    settings.change(db, "key_dwell_ms", 0, bench)  # machine-speed readers: the queue's cost, not a person's pace
     rng = np.random.default_rng(seed)
     t = "2026-01-01T00:00:00.000+00:00"
     with transaction(db) as conn:

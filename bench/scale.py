@@ -187,7 +187,7 @@ def main() -> None:
         print(f"export manifest (split + 10 folds of {len(frame):,} final-labelled rows, {frame.subject.nunique():,} "
               f"subjects): ours median {statistics.median(split_s):.2f} s (shares {share}) | bare scikit-learn "
               f"GroupShuffleSplit + StratifiedGroupKFold {base_s:.2f} s")
-        db.conn.close()
+        db.close()
 
     print("RSS (MiB) after each step: " + ", ".join(f"{k} {v:.0f}" for k, v in rss))
     steady = {k.split(" round")[0].split(" chunk")[0]: [] for k, _ in rss}

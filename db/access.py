@@ -1,7 +1,14 @@
-"""Open the project's SQLite database with the settings every connection needs.
+"""The one door to the project's database: `Database`, opened once per process, used by every thread.
 
-One file under the data folder (`FNP_DATA_DIR`, default ./data), WAL mode so readers never wait
+SQLite file under the data folder (`FNP_DATA_DIR`, default ./data), WAL mode so readers never wait
 for the writer, a busy timeout so writers queue instead of failing, foreign keys on.
+
+The app server runs every browser session in threads of its own, so a connection is never shared:
+`Database` hands each thread its own sqlite3 connection (opened on first use, closed when the
+thread ends), and a write is one `with db.transaction():` block on that connection. Two sessions'
+statements can then never land in one transaction, and SQLite's own write lock (BEGIN IMMEDIATE)
+serialises the writers, across threads and server processes alike. docs/architecture.md explains
+the choice (per-thread connections as datasette keeps them) and where a second backend would sit.
 """
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
 import warnings
 from pathlib import Path
 
@@ -16,6 +24,10 @@ import numpy as np
 import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+class NestedTransaction(RuntimeError):
+    """A write transaction was opened inside another on the same thread: a bug in the caller."""
 
 
 def data_dir() -> Path:
@@ -33,42 +45,115 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def connect(path: Path | str) -> sqlite_utils.Database:
-    """Open `path` with WAL, busy timeout and foreign keys; return a sqlite_utils Database.
+def _open_connection(path: Path) -> sqlite3.Connection:
+    """Open one connection with the settings every connection needs.
 
-    `isolation_level=None` leaves transactions to `transaction()` below, so a write is one
-    explicit BEGIN IMMEDIATE ... COMMIT and never an implicit, half-open one.
+    `isolation_level=None` leaves transactions to `Database.transaction`, so a write is one
+    explicit BEGIN IMMEDIATE ... COMMIT and never an implicit, half-open one. The connection stays
+    bound to the thread that opened it (`check_same_thread`): sharing one is refused by sqlite3
+    itself instead of silently mixing two sessions' statements.
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                           check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    return sqlite_utils.Database(conn)
+    return conn
 
 
-class transaction:
-    """`with transaction(db):` runs the block in BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error).
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on the calling thread's connection.
 
     IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout instead of
     one failing with "database is locked" when it tries to upgrade a read lock.
     """
 
-    def __init__(self, db: sqlite_utils.Database):
-        self.conn = db.conn
+    def __init__(self, database: Database):
+        self.database = database
 
-    def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
+    def __enter__(self) -> sqlite3.Connection:
+        conn = self.database.conn
+        if conn.in_transaction:
+            raise NestedTransaction("a write transaction is already open on this thread; "
+                                    "domain functions open their own and must not be nested")
+        conn.execute("BEGIN IMMEDIATE")
+        return conn
 
     def __exit__(self, exc_type, exc, tb):
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        conn = self.database.conn
+        if conn.in_transaction:
+            conn.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
 
 
-def open_project(folder: Path | None = None) -> sqlite_utils.Database:
+class Database:
+    """The project database: one connection per thread, transactions never shared between threads.
+
+    Use it as a sqlite-utils database (`execute`, `query`, `table_names`, `db["table"]`) and write
+    with `with db.transaction() as conn:`. Safe to create once per process and hand to every thread.
+    """
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"<Database {self.path}>"
+
+    @property
+    def utils(self) -> sqlite_utils.Database:
+        """This thread's sqlite-utils handle (opened on first use)."""
+        handle = getattr(self._local, "utils", None)
+        if handle is None:
+            handle = self._local.utils = sqlite_utils.Database(_open_connection(self.path))
+        return handle
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's sqlite3 connection."""
+        return self.utils.conn
+
+    def execute(self, sql: str, params=None) -> sqlite3.Cursor:
+        """Run one statement on this thread's connection; return the cursor."""
+        return self.conn.execute(sql, params or ())
+
+    def query(self, sql: str, params=None):
+        """Yield the rows of `sql` as dicts (sqlite-utils' `query`)."""
+        return self.utils.query(sql, params or ())
+
+    def table_names(self) -> list[str]:
+        """Return the names of the tables."""
+        return self.utils.table_names()
+
+    def __getitem__(self, table: str):
+        return self.utils[table]
+
+    def transaction(self) -> _Transaction:
+        """`with db.transaction() as conn:` runs the block as one write transaction of this thread."""
+        return _Transaction(self)
+
+    def close(self) -> None:
+        """Close this thread's connection (another is opened if the thread uses the database again)."""
+        handle = getattr(self._local, "utils", None)
+        if handle is not None:
+            handle.conn.close()
+            self._local.utils = None
+
+
+def transaction(db: Database) -> _Transaction:
+    """`with transaction(db) as conn:` is `with db.transaction() as conn:`."""
+    return db.transaction()
+
+
+def connect(path: Path | str) -> Database:
+    """Return the `Database` of the SQLite file `path` (WAL, busy timeout, foreign keys on)."""
+    return Database(path)
+
+
+def open_project(folder: Path | None = None) -> Database:
     """Open (creating if needed) the project database in `folder` and apply pending migrations."""
     from db.migrations import migrate
 
@@ -89,21 +174,19 @@ def audit(conn: sqlite3.Connection, actor: str | None, action: str, entity: str 
     )
 
 
-def get_setting(db: sqlite_utils.Database, key: str, default=None):
+def get_setting(db: Database, key: str, default=None):
     """Return the project setting `key` (decoded from JSON), or `default`."""
     row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
     return default if row is None else json.loads(row[0])
 
 
-def set_setting(db: sqlite_utils.Database, key: str, value, actor: str | None = None) -> None:
-    """Store the project setting `key` and audit the change."""
-    with transaction(db) as conn:
-        conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
-        audit(conn, actor, "setting.changed", "setting", key, value=value)
+def put_setting(conn: sqlite3.Connection, key: str, value) -> None:
+    """Store the project setting `key` inside the caller's transaction."""
+    conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) "
+                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
 
-def fetch_columns(db: sqlite_utils.Database, sql: str, params=(),
+def fetch_columns(db: Database, sql: str, params=(),
                   text: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Return the columns of `sql`'s rows by name, in row order, as numpy arrays typed as
     read_sql_query types them: integers as int64 (float64 with NaN if one is NULL), text as Python

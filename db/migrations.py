@@ -6,9 +6,7 @@ Never edit a migration that has shipped: add the next number.
 """
 from __future__ import annotations
 
-import sqlite_utils
-
-from db.access import now, transaction
+from db.access import Database, now, transaction
 
 CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
 MOVEMENTS = ("MV0", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6")
@@ -168,8 +166,7 @@ M0002_MEASUREMENTS = [
 
 M0003_WORKFLOW = [
     # The read queue: one row per image x read slot. A work queue is mutable by nature (leases
-    # come and go); the reads themselves stay append-only events in `reads`, and
-    # `labeling.queue.rebuild_slots` can rebuild this table from them at any time.
+    # come and go); the reads themselves stay append-only events in `reads`.
     """CREATE TABLE read_slots (
         image_id INTEGER NOT NULL REFERENCES images(id),
         slot INTEGER NOT NULL CHECK (slot >= 1),
@@ -302,6 +299,57 @@ M0008_NO_REPLACE = [
     _no_replace("model_predictions", "o.rowid = NEW.rowid OR (o.run_id = NEW.run_id AND o.row = NEW.row)"),
 ]
 
+M0009_SESSIONS = [
+    # Server-side sign-in sessions: the browser holds a random token in an HttpOnly cookie; only its
+    # SHA-256 is stored, so a copy of the database signs no one in. A session ends at its absolute
+    # expiry, after idling past the idle limit, or when revoked (sign-out, sign-out everywhere,
+    # password reset, deactivation). Mutable by nature (last_seen moves); every start and end is
+    # in the audit log.
+    """CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        created_at TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        revoked_at TEXT,
+        revoked_why TEXT,
+        client TEXT NOT NULL DEFAULT '')""",
+    "CREATE INDEX sessions_user ON sessions(user_id) WHERE revoked_at IS NULL",
+    # Sign-in throttling counts failures per name from the audit log.
+    "CREATE INDEX audit_action_entity ON audit_log(action, entity_id, at)",
+]
+
+M0010_CHECK1_POLICY = [
+    # The number of reads an image's check 1 needs, fixed per image: changing the project setting
+    # applies to images whose check 1 is not complete and never reopens a finished one. An image
+    # inserted without it takes the setting in force (or the default, 2).
+    "ALTER TABLE images ADD COLUMN reads_required INTEGER CHECK (reads_required IS NULL OR reads_required >= 1)",
+    "UPDATE images SET reads_required = coalesce((SELECT CAST(value AS INTEGER) FROM settings "
+    "WHERE key = 'reads_per_image'), 2)",
+    "CREATE TRIGGER images_reads_required AFTER INSERT ON images WHEN NEW.reads_required IS NULL BEGIN "
+    "UPDATE images SET reads_required = coalesce((SELECT CAST(value AS INTEGER) FROM settings "
+    "WHERE key = 'reads_per_image'), 2) WHERE id = NEW.id; END",
+    # When the slot's holder was handed the image: no read is taken before the minimum dwell.
+    "ALTER TABLE read_slots ADD COLUMN claimed_at TEXT",
+    # How long the browser had shown the image when the key was pressed (measured in the browser).
+    "ALTER TABLE reads ADD COLUMN shown_ms INTEGER",
+    "ALTER TABLE adjudications ADD COLUMN shown_ms INTEGER",
+    # An adjudicator's undo of their decision: a new event, the decision itself stays.
+    """CREATE TABLE adjudication_undos (
+        id INTEGER PRIMARY KEY,
+        adjudication_id INTEGER NOT NULL UNIQUE REFERENCES adjudications(id),
+        adjudicator_id INTEGER NOT NULL REFERENCES users(id),
+        at TEXT NOT NULL)""",
+    *_append_only("adjudication_undos"),
+    _no_replace("adjudication_undos", "o.rowid = NEW.rowid OR o.adjudication_id = NEW.adjudication_id"),
+    # The events that count, written once here instead of in every query.
+    "CREATE VIEW effective_reads AS SELECT r.* FROM reads r WHERE r.kind = 'read' "
+    "AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id)",
+    "CREATE VIEW effective_adjudications AS SELECT a.* FROM adjudications a "
+    "WHERE NOT EXISTS (SELECT 1 FROM adjudication_undos u WHERE u.adjudication_id = a.id)",
+]
+
 M0012_LANDMARK_CORRECTIONS = [
     # A coordinator's or adjudicator's correction of an image's 68 landmarks: the whole set after
     # the edit and the set it replaced, in full-resolution pixels of the stored original (EXIF
@@ -333,18 +381,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (6, "per-image read summary kept by a trigger", M0006_READ_SUMMARY),
     (7, "index of the read slots by read", M0007_SLOT_BY_READ),
     (8, "append-only tables refuse INSERT OR REPLACE too", M0008_NO_REPLACE),
+    (9, "server-side sign-in sessions", M0009_SESSIONS),
+    (10, "per-image read requirement, dwell times, adjudication undo, effective-event views", M0010_CHECK1_POLICY),
     (12, "landmark corrections by hand (append-only)", M0012_LANDMARK_CORRECTIONS),
 ]
 
 
-def applied(db: sqlite_utils.Database) -> list[int]:
+def applied(db: Database) -> list[int]:
     """Return the numbers of the migrations already applied to `db`."""
     if "_migrations" not in db.table_names():
         return []
     return [r[0] for r in db.execute("SELECT number FROM _migrations ORDER BY number")]
 
 
-def migrate(db: sqlite_utils.Database) -> list[int]:
+def migrate(db: Database) -> list[int]:
     """Apply every pending migration in order; return the numbers applied by this call."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                "applied_at TEXT NOT NULL)")

@@ -278,11 +278,14 @@ def _arch(config: dict, run_dir: Path) -> str | None:
     return str(arch) if arch else None
 
 
-def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str | None = None,
-                       actor: str | None = None) -> ImportedRun:
+def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str | None = None, *,
+                       actor) -> ImportedRun:
     """Store a trainer run's predictions.csv (and config.json) as run `name` (default: the
     folder's name); return what was done. Idempotent: the same predictions again add nothing.
     Runs are immutable: different predictions under a stored run's name are refused."""
+    from labeling.permissions import authorize, require
+
+    require(actor, "predictions.import")
     run_dir = Path(run_dir)
     frame, config, raw = _read_run_folder(run_dir)
     name = (name or run_dir.resolve().name).strip()
@@ -291,6 +294,7 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
     digest = hashlib.sha256(raw).hexdigest()
     arch = _arch(config, run_dir)
     with transaction(db) as conn:
+        who = authorize(conn, actor, "predictions.import")
         same = conn.execute("SELECT name, arch, n_predictions FROM model_runs WHERE predictions_sha256 = ?",
                             (digest,)).fetchone()
         if same is not None:
@@ -304,7 +308,7 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
                                         "replaced: import this one under another name (--name)")
         run_id = conn.execute(
             "INSERT INTO model_runs (name, arch, imported_at, actor, source, config, predictions_sha256, "
-            "n_predictions) VALUES (?,?,?,?,?,?,?,?)", (name, arch, now(), actor or "system", str(run_dir), json.dumps(config),
+            "n_predictions) VALUES (?,?,?,?,?,?,?,?)", (name, arch, now(), who, str(run_dir), json.dumps(config),
                                          digest, len(frame))).lastrowid
         ids = dict(conn.execute("SELECT sha256, id FROM images").fetchall()) if len(frame) else {}
         image_id = frame["image_sha256"].map(ids)
@@ -317,7 +321,7 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
             f"predicted, {', '.join(PROBABILITY_COLUMNS)}) VALUES ({', '.join('?' * (9 + len(CLASSES)))})",
             ((run_id, *r) for r in rows))
         matched = int(image_id.notna().sum())
-        audit_event(conn, actor, "predictions.imported", "model_run", name, arch=arch, predictions=len(frame),
+        audit_event(conn, who, "predictions.imported", "model_run", name, arch=arch, predictions=len(frame),
                     matched=matched, sha256=digest)
     return ImportedRun(name, arch, True, len(frame), matched,
                        f"run {name}{f' ({arch})' if arch else ''}: {len(frame)} predictions imported, "

@@ -32,6 +32,25 @@ def _progress_bar(desc: str):
     return update
 
 
+def _actor(db, args):
+    """Who this command acts as: the user named by --as-user (checked like a signed-in user), else
+    the shell itself, recorded as `system:<command> (<os user>)` in the audit log."""
+    from labeling.actors import SystemActor
+    from labeling.users import get_user
+
+    name = getattr(args, "as_user", None)
+    if not name:
+        return SystemActor.command_line(args.command)
+    user = get_user(db, name)
+    if user is None or not user.active:
+        raise CommandError(f"no active user named {name!r}")
+    return user
+
+
+class CommandError(Exception):
+    """A command cannot run as asked; the message says why (printed, exit 2)."""
+
+
 def print_report(report, as_json: bool = False) -> None:
     """Print an import report: one line per issue, then the summary."""
     if as_json:
@@ -64,7 +83,7 @@ def cmd_import(args) -> int:
         return EXIT_UNUSABLE
     db = open_project()
     try:
-        report = import_folder(db, data_dir(), args.images, args.manifest, actor=args.actor,
+        report = import_folder(db, data_dir(), args.images, args.manifest, actor=_actor(db, args),
                                progress=None if args.json else _progress_bar("importing"))
     except ManifestError as exc:
         print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
@@ -77,15 +96,16 @@ def cmd_demo(args) -> int:
     from labeling.demo import load_demo
 
     db = open_project()
+    actor = _actor(db, args)
     res = load_demo(db, data_dir(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
-                    actor=args.actor, progress=_progress_bar("demo"))
+                    actor=actor, progress=_progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
     if args.final:
         from labeling.demo import carry_to_final
         from labeling.workflow import state_counts
 
         done = carry_to_final(db, data_dir(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
-                              seed=args.seed, actor=args.actor)
+                              seed=args.seed, actor=actor)
         c2 = ", ".join(f"{v} {k}" for k, v in sorted(done["check2"].items())) or "no result"
         print(f"SYNTHETIC demo carried on: {done['reads']} simulated read(s), {done['measured']} image(s) measured, "
               f"check 2: {c2}, {done['adjudicated']} simulated adjudication(s)")
@@ -106,11 +126,9 @@ def cmd_export(args) -> int:
     from pathlib import Path
 
     from labeling.export import ExportError, export_dataset
-    from labeling.users import User
 
     db = open_project()
-    # The shell user already holds the whole data folder; the name is what the audit log records.
-    actor = User(0, args.actor, frozenset({"coordinator"}))
+    actor = _actor(db, args)
     try:
         res = export_dataset(db, data_dir(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
                              actor=actor, progress=_progress_bar("exporting"), workers=args.workers)
@@ -125,24 +143,69 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def _new_password(name: str) -> str:
+    return os.environ.get("FNP_PASSWORD") or getpass.getpass(f"password for {name}: ")
+
+
 def cmd_users(args) -> int:
-    from labeling.users import UserError, add_user, list_users
+    from labeling import auth, sessions, users
 
     db = open_project()
     if args.action == "list":
-        for u in list_users(db):
-            print(f"{u.name:24} {','.join(sorted(u.roles)):40} {'active' if u.active else 'disabled'}")
+        locked = set(auth.locked_names(db))
+        for u in users.list_users(db):
+            state = ("active" if u.active else "deactivated") + (", locked out" if u.name.lower() in locked else "")
+            print(f"{u.name:24} {','.join(sorted(u.roles)):40} {state}")
         return EXIT_OK
-    if not args.name or not args.role:
-        print("error: users add needs NAME and at least one --role", file=sys.stderr)
-        return EXIT_UNUSABLE
-    password = os.environ.get("FNP_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
-    try:
-        user = add_user(db, args.name, password, args.role, actor="cli")
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    print(f"user {user.name} created with role(s) {', '.join(sorted(user.roles))}")
+    if not args.name:
+        raise CommandError(f"users {args.action} needs a user NAME")
+    actor = _actor(db, args)
+    if args.action == "add":
+        if not args.role:
+            raise CommandError("users add needs at least one --role")
+        user = users.add_user(db, args.name, _new_password(args.name), args.role, actor=actor)
+        print(f"user {user.name} created with role(s) {', '.join(sorted(user.roles))}")
+    elif args.action == "roles":
+        if not args.role:
+            raise CommandError("users roles needs the new roles: --role ROLE (repeatable)")
+        user = users.set_roles(db, args.name, args.role, actor=actor)
+        print(f"{user.name} now has role(s) {', '.join(sorted(user.roles))}")
+    elif args.action in ("deactivate", "reactivate"):
+        user = users.set_active(db, args.name, args.action == "reactivate", actor=actor)
+        print(f"{user.name} {args.action}d" + ("" if user.active else "; every session of theirs ended"))
+    elif args.action == "reset-password":
+        ended = users.reset_password(db, args.name, _new_password(args.name), actor=actor)
+        print(f"password of {args.name} reset; {ended} session(s) ended")
+    elif args.action == "unlock":
+        auth.unlock(db, args.name, actor=actor)
+        print(f"{args.name} may sign in again at once")
+    elif args.action == "sign-out":
+        user = users.get_user(db, args.name)
+        if user is None:
+            raise CommandError(f"no user named {args.name!r}")
+        from labeling.permissions import require
+
+        require(actor, "users.manage")
+        print(f"{sessions.end_all_sessions(db, user, f'signed out by {actor.name}')} session(s) of {user.name} ended")
+    return EXIT_OK
+
+
+def cmd_settings(args) -> int:
+    from labeling import settings
+
+    db = open_project()
+    if args.action == "list":
+        for key, value in settings.all_settings(db).items():
+            s = settings.SETTINGS[key]
+            print(f"{key:22} {str(value):10} {s.label}{f' ({s.unit})' if s.unit else ''}")
+        return EXIT_OK
+    if not args.key or args.value is None:
+        raise CommandError("settings set needs KEY and VALUE (settings list shows the keys)")
+    print(settings.preview(db, args.key, args.value))
+    if not args.yes:
+        print("(nothing changed: add --yes to apply)")
+        return EXIT_OK
+    print(settings.change(db, args.key, args.value, _actor(db, args)))
     return EXIT_OK
 
 
@@ -151,32 +214,23 @@ def cmd_measure(args) -> int:
     from labeling.workflow import run_check2
 
     db = open_project()
-    counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"))
+    actor = _actor(db, args)
+    counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
     print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"))
-    c2 = run_check2(db)
+    c2 = run_check2(db, actor)
     print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check (no agreed images "
                                                                                  "or no range table yet)"))
     return EXIT_OK
 
 
 def cmd_ranges(args) -> int:
-    from labeling.users import get_user
     from labeling.workflow import learn_and_store_ranges, run_check2
 
     db = open_project()
-    user = get_user(db, args.as_user)
-    if user is None:
-        print(f"error: no user named {args.as_user}", file=sys.stderr)
-        return EXIT_UNUSABLE
-    from labeling.permissions import PermissionDenied
-
-    try:
-        table = learn_and_store_ranges(db, user)
-    except PermissionDenied as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+    actor = _actor(db, args)
+    table = learn_and_store_ranges(db, actor)
     print(f"range table {table.version} learned")
-    c2 = run_check2(db)
+    c2 = run_check2(db, actor)
     print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check"))
     return EXIT_OK
 
@@ -253,7 +307,7 @@ def cmd_import_predictions(args) -> int:
 
     db = open_project()
     try:
-        res = import_predictions(db, args.run, name=args.name, actor=args.actor)
+        res = import_predictions(db, args.run, name=args.name, actor=_actor(db, args))
     except PredictionImportError as exc:
         print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -270,7 +324,6 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import photos described by a manifest CSV")
     imp.add_argument("--images", required=True, help="folder holding the photos")
     imp.add_argument("--manifest", required=True, help="CSV: file, subject, movement, source[, mirrored, sex, age_group, cohort]")
-    imp.add_argument("--actor", default="cli", help="name recorded in the audit log")
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(func=cmd_import)
     demo = sub.add_parser("demo", help="load SYNTHETIC demo subjects (astronaut-based faces)")
@@ -281,20 +334,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--final", action="store_true",
                       help="then carry the demo to final labels: simulated reads, measurement, ranges, check 2, "
                            "simulated adjudication (all marked synthetic/simulated)")
-    demo.add_argument("--actor", default="cli")
     demo.set_defaults(func=cmd_demo)
     exp = sub.add_parser("export", help="export the images with a final label as a new dataset folder (DESIGN §5)")
     exp.add_argument("--name", required=True, help="the export's folder name: letters, digits, '.', '_', '-'")
     exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")
     exp.add_argument("--out", default=None, help="folder holding the exports (default: DATA/exports)")
     exp.add_argument("--workers", type=int, default=None, help="crop processes (default: one per core)")
-    exp.add_argument("--actor", default="cli", help="name recorded in the audit log")
     exp.set_defaults(func=cmd_export)
     meas = sub.add_parser("measure", help="measure every image not yet measured (landmarks, indices, quality), then run check 2")
     meas.add_argument("--workers", type=int, default=None)
     meas.set_defaults(func=cmd_measure)
     rng = sub.add_parser("ranges", help="re-learn the check-2 range table from the check-1 consensus (a new version)")
-    rng.add_argument("--as-user", required=True, help="a coordinator's user name (recorded in the audit log)")
     rng.set_defaults(func=cmd_ranges)
     agr = sub.add_parser("agreement", help="print the agreement audit (the Agreement page's numbers)")
     agr.add_argument("--json", action="store_true", help="print every number as JSON (agreement.summary)")
@@ -310,21 +360,37 @@ def build_parser() -> argparse.ArgumentParser:
     ipred = sub.add_parser("import-predictions", help="store a trainer run's predictions.csv (and config.json)")
     ipred.add_argument("--run", required=True, help="the trainer's run folder")
     ipred.add_argument("--name", default=None, help="run name (default: the folder's name)")
-    ipred.add_argument("--actor", default="cli", help="name recorded in the audit log")
     ipred.set_defaults(func=cmd_import_predictions)
-    users = sub.add_parser("users", help="manage users (password from $FNP_PASSWORD or a prompt)")
-    users.add_argument("action", choices=["add", "list"])
+    users = sub.add_parser("users", help="manage accounts (passwords from $FNP_PASSWORD or a prompt)")
+    users.add_argument("action", choices=["add", "list", "roles", "deactivate", "reactivate", "reset-password",
+                                          "unlock", "sign-out"])
     users.add_argument("name", nargs="?")
     users.add_argument("--role", action="append", help="reader, adjudicator, coordinator, auditor or admin (repeatable)")
     users.set_defaults(func=cmd_users)
+    sett = sub.add_parser("settings", help="list the project settings, or preview and change one")
+    sett.add_argument("action", choices=["list", "set"])
+    sett.add_argument("key", nargs="?")
+    sett.add_argument("value", nargs="?")
+    sett.add_argument("--yes", action="store_true", help="apply the change (without it: only say what it would do)")
+    sett.set_defaults(func=cmd_settings)
+    for command in (imp, demo, exp, meas, rng, ipred, users, sett):
+        command.add_argument("--as-user", metavar="NAME", help="act as this user (their roles are checked); default: "
+                             "the shell itself, recorded as system:<command> (<os user>) in the audit log")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    from labeling.permissions import PermissionDenied
+    from labeling.settings import SettingError
+    from labeling.users import UserError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except (CommandError, PermissionDenied, UserError, SettingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
     except KeyboardInterrupt:
         print("interrupted; run the same command again to finish", file=sys.stderr)
         return 130

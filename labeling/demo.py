@@ -13,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 
-from db.access import audit, now, transaction
+from db.access import Database, audit, now, transaction
 from db.migrations import CLASSES, MOVEMENTS
 from labeling.importer import ImportReport, import_rows, sha256_bytes
 from labeling.manifest import ManifestRow
 from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
 from labeling import settings
 from labeling.queue import claim_next, ensure_slots, release, submit_read
-from labeling.users import User, add_user, get_user
+from labeling.actors import Actor
+from labeling.permissions import authorize, require
+from labeling.users import add_user, get_user
 from labeling.workflow import adjudicate, adjudication_queue, learn_and_store_ranges, run_check2
 
 SIM_READERS = ("sim-reader-a", "sim-reader-b")
@@ -96,12 +97,14 @@ def _simulated_label(truth: str, accuracy: float, rng: np.random.Generator) -> s
     return str(rng.choice(options))
 
 
-def simulate_reads(db: sqlite_utils.Database, accuracy: float, seed: int = 0, actor: str | None = None) -> int:
+def simulate_reads(db: Database, accuracy: float, seed: int = 0, *, actor: Actor) -> int:
     """Let two simulated readers read every open synthetic slot through the real queue; return reads written.
 
     Each read is the hidden truth with probability `accuracy`, else a neighbouring grade. The
-    reads are flagged `simulated` and go through the same claim/submit path as a person's.
+    reads are flagged `simulated` and go through the same claim/submit path as a person's. The
+    simulated readers' accounts are created by `actor` (who needs 'users.manage') when missing.
     """
+    require(actor, "demo.load")
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError("reader accuracy must be between 0 and 1")
     ensure_slots(db)
@@ -109,27 +112,35 @@ def simulate_reads(db: sqlite_utils.Database, accuracy: float, seed: int = 0, ac
     rng = np.random.default_rng(seed + 2)
     written = 0
     t = dt.datetime.now(dt.timezone.utc)
+    dwell_ms = int(settings.get(db, "key_dwell_ms"))
     for name in SIM_READERS:
         reader = get_user(db, name) or add_user(db, name, None, ["reader"], actor=actor)
-        while (claim := claim_next(db, reader, now=t)) is not None:
+        while True:
+            # Looked at for a gamma-distributed time (never under the minimum viewing time): the
+            # image is handed over that long before the read is given.
+            ms = max(int(rng.gamma(4.0, 600.0)), dwell_ms)
+            claimed = t - dt.timedelta(milliseconds=ms)
+            claim = claim_next(db, reader, now=claimed)
+            if claim is None:
+                break
             if claim.image_id not in truth:  # a real photo: simulated readers never touch those
                 release(db, reader)
                 break
-            ms = int(rng.gamma(4.0, 600.0))
-            started = (t - dt.timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
             submit_read(db, reader, claim.image_id, _simulated_label(truth[claim.image_id], accuracy, rng),
-                        started_at=started, now=t, simulated=True)
+                        started_at=claim.claimed_at, now=t, simulated=True, shown_ms=ms)
             written += 1
     with transaction(db) as conn:
-        audit(conn, actor, "demo.reads_simulated", "reads", None, count=written, accuracy=accuracy)
+        audit(conn, authorize(conn, actor, "demo.load"), "demo.reads_simulated", "reads", None, count=written,
+              accuracy=accuracy)
     return written
 
 
-def simulate_adjudication(db: sqlite_utils.Database, actor: str | None = None) -> int:
+def simulate_adjudication(db: Database, *, actor: Actor) -> int:
     """Let a simulated adjudicator decide every synthetic image awaiting adjudication from the hidden truth.
 
     Returns the number of decisions. Flagged `simulated`; real photos are never touched.
     """
+    require(actor, "demo.load")
     truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
     judge = get_user(db, SIM_ADJUDICATOR) or add_user(db, SIM_ADJUDICATOR, None, ["adjudicator"], actor=actor)
     done = 0
@@ -140,32 +151,31 @@ def simulate_adjudication(db: sqlite_utils.Database, actor: str | None = None) -
     return done
 
 
-def carry_to_final(db: sqlite_utils.Database, store: Path, accuracy: float = 0.9, seed: int = 0,
-                   actor: str | None = None) -> dict:
+def carry_to_final(db: Database, store: Path, accuracy: float = 0.9, seed: int = 0, *, actor: Actor) -> dict:
     """Take the synthetic demo to final labels: simulated reads, measurement, ranges, check 2, adjudication.
 
     Returns counts of what each step did. Everything written is marked simulated/synthetic.
     """
     from asymmetry.measure import measure_pending
 
-    reads = simulate_reads(db, accuracy, seed, actor)
-    measured = measure_pending(db, store)
+    reads = simulate_reads(db, accuracy, seed, actor=actor)
+    measured = measure_pending(db, store, actor=actor)
     synthetic_only = not db.execute("SELECT 1 FROM images WHERE synthetic = 0 LIMIT 1").fetchone()
     if synthetic_only and settings.get(db, "range_min_count") > 1:
         # A demo has 2 subjects per class: too few for 5-image range cells. One image per cell
         # lets check 2 judge every image; real projects keep their own setting.
-        settings.change(db, "range_min_count", 1, actor or "demo")
-    coordinator = User(0, actor or "demo", frozenset({"coordinator"}))
-    learn_and_store_ranges(db, coordinator)
-    check2 = run_check2(db)
-    decided = simulate_adjudication(db, actor)
+        settings.change(db, "range_min_count", 1, actor)
+    learn_and_store_ranges(db, actor)
+    check2 = run_check2(db, actor)
+    decided = simulate_adjudication(db, actor=actor)
     return {"reads": reads, "measured": sum(measured.values()), "check2": check2, "adjudicated": decided}
 
 
-def load_demo(db: sqlite_utils.Database, store: Path, subjects: int = 14, seed: int = 0,
-              simulate_readers: float | None = None, actor: str | None = None, workers: int | None = None,
+def load_demo(db: Database, store: Path, subjects: int = 14, seed: int = 0,
+              simulate_readers: float | None = None, *, actor: Actor, workers: int | None = None,
               progress: Callable[[int, int, str], None] | None = None) -> DemoResult:
     """Generate `subjects` synthetic subjects x 7 movements and import them as synthetic; return what was done."""
+    require(actor, "demo.load")
     jobs = plan_photos(subjects, seed)
     rendered = render_photos(jobs, workers, progress)
     files: dict[str, bytes] = {}
@@ -182,11 +192,12 @@ def load_demo(db: sqlite_utils.Database, store: Path, subjects: int = 14, seed: 
                          manifest_name=f"demo seed={seed} subjects={subjects}",
                          progress=(lambda d, t, f: progress(d, t, "importing")) if progress else None)
     with transaction(db) as conn:
+        authorize(conn, actor, "demo.load")
         for digest, label in truth.items():
             conn.execute("INSERT OR IGNORE INTO ground_truth (image_id, label, generator) "
                          "SELECT id, ?, ? FROM images WHERE sha256 = ?", (label, GENERATOR, digest))
     ensure_slots(db)
-    reads = simulate_reads(db, simulate_readers, seed, actor) if simulate_readers is not None else 0
+    reads = simulate_reads(db, simulate_readers, seed, actor=actor) if simulate_readers is not None else 0
     return DemoResult(report, len(rows), reads)
 
 

@@ -35,8 +35,8 @@ from db.access import audit, now, transaction
 from db.migrations import CLASSES, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes
 from labeling.importer import left_by_dead_processes
-from labeling.permissions import require
-from labeling.users import User
+from labeling.actors import Actor
+from labeling.permissions import authorize, require
 from labeling.workflow import final_labels, image_states
 
 VERSION = "0.1.0"
@@ -192,7 +192,7 @@ def effective_crop_box(db: sqlite_utils.Database, image_id: int) -> CropBox:
     return CropBox(tuple(round(float(v), 2) for v in crop_box(pts, img[0], (img[1], img[2]))), "landmarks")
 
 
-def correct_crop(db: sqlite_utils.Database, user: User, image_id: int, box, reason: str
+def correct_crop(db: sqlite_utils.Database, user: Actor, image_id: int, box, reason: str
                  ) -> tuple[float, float, float, float]:
     """Store a coordinator's crop box for an image (append-only, the latest wins); return the stored box.
 
@@ -220,9 +220,10 @@ def correct_crop(db: sqlite_utils.Database, user: User, image_id: int, box, reas
         raise ExportError(f"the box must be centred inside the {w}x{h} photo and at most twice its size")
     stored = tuple(round(v, 2) for v in (cx - half, cy - half, cx + half, cy + half))
     with transaction(db) as conn:
+        who = authorize(conn, user, "export")
         conn.execute("INSERT INTO crop_corrections (image_id, x0, y0, x1, y1, reason, actor, at) VALUES (?,?,?,?,?,?,?,?)",
-                     (image_id, *stored, reason[:MAX_REASON], user.name, now()))
-        audit(conn, user.name, "crop.corrected", "image", image_id, box=stored, reason=reason[:MAX_REASON])
+                     (image_id, *stored, reason[:MAX_REASON], who, now()))
+        audit(conn, who, "crop.corrected", "image", image_id, box=stored, reason=reason[:MAX_REASON])
     return stored
 
 
@@ -492,7 +493,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: int = 0, out_dir: Path | None = None,
-                   actor: User, progress: Callable[[int, int, str], None] | None = None,
+                   actor: Actor, progress: Callable[[int, int, str], None] | None = None,
                    workers: int | None = None) -> ExportResult:
     """Export every image with a final label into a new folder NAME; return what was written.
 
@@ -601,7 +602,7 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     with transaction(db) as conn:
-        audit(conn, actor.name, "export.created", "export", name, path=str(final_path), images=len(manifest), seed=seed,
+        audit(conn, authorize(conn, actor, "export"), "export.created", "export", name, path=str(final_path), images=len(manifest), seed=seed,
               manifest_sha256=manifest_sha, left_out=sum(left_out.values()))
     if progress:
         progress(total, total, "done")

@@ -17,14 +17,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlite_utils
-
 from asymmetry.imaging import probe
-from db.access import audit, now, transaction
+from db.access import Database, audit, now, transaction
 from labeling import settings
 from labeling.manifest import ImportIssue, ManifestRow, parse_manifest
-from labeling.permissions import require
-from labeling.users import User
+from labeling.actors import Actor
+from labeling.permissions import authorize, require
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic"}
 EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tiff", "BMP": ".bmp", "WEBP": ".webp",
@@ -145,7 +143,7 @@ def _subject_id(conn, row: ManifestRow, synthetic: bool, issues: list[ImportIssu
 
 
 def _record(db, store: Path, import_id: int, row: ManifestRow, data: bytes, digest: str, synthetic: bool,
-            actor: str | None, report: ImportReport, slots: int) -> int | None:
+            actor: Actor, report: ImportReport, slots: int) -> int | None:
     """Probe, store and record one image; return its id (None when refused)."""
     info = probe(data)
     if not info.ok:
@@ -156,6 +154,7 @@ def _record(db, store: Path, import_id: int, row: ManifestRow, data: bytes, dige
     for note in info.notes:
         report.issues.append(ImportIssue(row.file, row.row, "info", f"imported; {note} when decoded (original kept as is)"))
     with transaction(db) as conn:
+        who = authorize(conn, actor, "import")
         existing = conn.execute("SELECT i.id, s.code, i.movement, i.source, i.mirrored FROM images i "
                                 "JOIN subjects s ON s.id = i.subject_id WHERE i.sha256 = ?", (digest,)).fetchone()
         if existing:
@@ -169,35 +168,38 @@ def _record(db, store: Path, import_id: int, row: ManifestRow, data: bytes, dige
             sid = _subject_id(conn, row, synthetic, report.issues)
             cur = conn.execute(
                 "INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, mode, "
-                "bytes, stored_path, notes, synthetic, import_id, imported_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "bytes, stored_path, notes, synthetic, import_id, imported_at, reads_required) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (digest, sid, row.movement, row.source, int(row.mirrored), info.size[0], info.size[1], info.format,
-                 info.mode, len(data), rel.as_posix(), "; ".join(info.notes), int(synthetic), import_id, now()))
+                 info.mode, len(data), rel.as_posix(), "; ".join(info.notes), int(synthetic), import_id, now(), slots))
             image_id = cur.lastrowid
             # Its read slots in the same transaction: an import killed right after leaves no image
             # that the read queue cannot see.
             conn.executemany("INSERT OR IGNORE INTO read_slots (image_id, slot) VALUES (?, ?)",
                              [(image_id, k) for k in range(1, slots + 1)])
             report.added += 1
-            audit(conn, actor, "image.imported", "image", image_id, sha256=digest, import_id=import_id)
+            audit(conn, who, "image.imported", "image", image_id, sha256=digest, import_id=import_id)
         conn.execute("INSERT OR IGNORE INTO image_names (image_id, original_name, import_id) VALUES (?, ?, ?)",
                      (image_id, row.file, import_id))
     return image_id
 
 
-def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow], read: Callable[[str], bytes | None],
-                *, issues: Iterable[ImportIssue] = (), synthetic: bool = False, actor: str | None = None,
+def import_rows(db: Database, store: Path, rows: list[ManifestRow], read: Callable[[str], bytes | None],
+                *, actor: Actor, issues: Iterable[ImportIssue] = (), synthetic: bool = False,
                 origin: str = "", manifest_name: str = "", progress: Progress | None = None) -> ImportReport:
     """Import validated manifest rows whose bytes `read(file)` returns (None = missing).
 
     Returns the report, also stored in `imports` / `import_issues`. Used by the folder import,
-    the app's upload and the demo loader alike.
+    the app's upload and the demo loader alike. Raises PermissionDenied when `actor` may not import.
     """
+    require(actor, "import")
     report = ImportReport(rows=len(rows), issues=list(issues))
     remove_stale_parts(store)
     slots = int(settings.get(db, "reads_per_image"))
     with transaction(db) as conn:
+        who = authorize(conn, actor, "import")
         report.import_id = conn.execute("INSERT INTO imports (started_at, actor, origin, manifest) VALUES (?,?,?,?)",
-                                        (now(), actor, origin, manifest_name)).lastrowid
+                                        (now(), who, origin, manifest_name)).lastrowid
     seen: dict[str, ManifestRow] = {}
     total = len(rows)
     for n, row in enumerate(rows, 1):
@@ -230,7 +232,7 @@ def import_rows(db: sqlite_utils.Database, store: Path, rows: list[ManifestRow],
                          [(report.import_id, i.file, i.row, i.severity, i.reason) for i in report.issues])
         conn.execute("UPDATE imports SET finished_at = ?, counts = ? WHERE id = ?",
                      (now(), json.dumps(report.counts()), report.import_id))
-        audit(conn, actor, "import.finished", "import", report.import_id, **report.counts())
+        audit(conn, who, "import.finished", "import", report.import_id, **report.counts())
     from labeling.queue import ensure_slots
 
     ensure_slots(db)  # and every older image the slots of a raised reads_per_image
@@ -257,8 +259,8 @@ def unlisted_issues(files: Iterable[str], rows: list[ManifestRow]) -> list[Impor
     return out
 
 
-def import_folder(db: sqlite_utils.Database, store: Path, images_dir: Path, manifest_path: Path, *,
-                  synthetic: bool = False, actor: str | None = None, progress: Progress | None = None) -> ImportReport:
+def import_folder(db: Database, store: Path, images_dir: Path, manifest_path: Path, *,
+                  actor: Actor, synthetic: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import the photos under `images_dir` described by `manifest_path`; return the report.
 
     Raises ManifestError (before anything is written) when the manifest cannot be used.
@@ -317,8 +319,8 @@ def read_zip(data: bytes) -> tuple[dict[str, bytes], list[ImportIssue]]:
     return files, issues
 
 
-def import_uploaded(db: sqlite_utils.Database, store: Path, manifest: bytes, manifest_name: str,
-                    files: dict[str, bytes], *, actor: User, issues: Iterable[ImportIssue] = (),
+def import_uploaded(db: Database, store: Path, manifest: bytes, manifest_name: str,
+                    files: dict[str, bytes], *, actor: Actor, issues: Iterable[ImportIssue] = (),
                     progress: Progress | None = None) -> ImportReport:
     """Import files uploaded in the app (name -> bytes, names as the manifest gives them).
 
@@ -326,7 +328,7 @@ def import_uploaded(db: sqlite_utils.Database, store: Path, manifest: bytes, man
     only base names. Raises ManifestError when the manifest cannot be used, PermissionDenied
     when `actor` may not import.
     """
-    actor_name = require(actor, "import").name
+    require(actor, "import")
     rows, manifest_issues = parse_manifest(manifest, manifest_name)
     by_base: dict[str, str] = {}
     for name in files:
@@ -335,5 +337,5 @@ def import_uploaded(db: sqlite_utils.Database, store: Path, manifest: bytes, man
     used = {v for v in resolved.values() if v}
     unlisted = unlisted_issues([f for f in files if f not in used], [])
     return import_rows(db, store, rows, lambda f: files.get(resolved.get(f) or ""),
-                       issues=[*issues, *manifest_issues, *unlisted], actor=actor_name,
+                       issues=[*issues, *manifest_issues, *unlisted], actor=actor,
                        origin="upload", manifest_name=manifest_name, progress=progress)

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import sqlite_utils
 
 from asymmetry.indices import INDEX_VERSION, compute_indices
 from asymmetry.measure import LANDMARK_VERSION, index_columns, points_json
-from db.access import audit, now, transaction
-from labeling.permissions import require
-from labeling.users import User
+from db.access import Database, audit, now, transaction
+from labeling.actors import SystemActor, User
+from labeling.permissions import authorize, require
 
 MAX_REASON = 500
 # A point counts as moved when it moved at least this far (pixels of the original photo).
@@ -72,7 +71,7 @@ class CorrectionResult:
     check2: dict
 
 
-def _current_row(db: sqlite_utils.Database, image_id: int):
+def _current_row(db: Database, image_id: int):
     return db.execute("SELECT id, status, message, points, auto_points, indices FROM measurements WHERE image_id = ? "
                       "AND landmark_version = ? AND index_version = ?",
                       [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
@@ -82,7 +81,7 @@ def _points(text: str | None) -> np.ndarray | None:
     return None if text is None else np.asarray(json.loads(text), dtype=np.float64)
 
 
-def landmark_state(db: sqlite_utils.Database, image_id: int) -> LandmarkState:
+def landmark_state(db: Database, image_id: int) -> LandmarkState:
     """Return the image's current landmarks, dlib's, its corrections and indices."""
     img = db.execute("SELECT stored_path, mirrored, movement, width, height FROM images WHERE id = ?",
                      [image_id]).fetchone()
@@ -116,7 +115,7 @@ def _validate(points, size: tuple[int, int]) -> np.ndarray:
     return pts
 
 
-def correct_landmarks(db: sqlite_utils.Database, user: User, image_id: int, points, reason: str = "",
+def correct_landmarks(db: Database, user: User, image_id: int, points, reason: str = "",
                       ) -> CorrectionResult:
     """Store a hand correction of image `image_id`'s 68 landmarks and use it from now on.
 
@@ -128,6 +127,7 @@ def correct_landmarks(db: sqlite_utils.Database, user: User, image_id: int, poin
     require(user, "landmarks.correct")
     reason = (reason or "").strip()[:MAX_REASON]
     with transaction(db) as conn:
+        who = authorize(conn, user, "landmarks.correct")  # roles and active flag as they stand now
         state = landmark_state(db, image_id)
         if state.points is None:
             raise LandmarkEditError(f"image {image_id} has no landmarks to correct ({state.status or 'not measured yet'}"
@@ -141,7 +141,7 @@ def correct_landmarks(db: sqlite_utils.Database, user: User, image_id: int, poin
         correction_id = conn.execute(
             "INSERT INTO landmark_corrections (image_id, points, previous, moved, reason, actor, at) "
             "VALUES (?,?,?,?,?,?,?)",
-            (image_id, new_text, points_json(state.points), json.dumps(moved), reason, user.name, now())).lastrowid
+            (image_id, new_text, points_json(state.points), json.dumps(moved), reason, who, now())).lastrowid
         idx = compute_indices(np.asarray(json.loads(new_text)), state.mirrored)
         index_json, rgas, anas, rgas_signed, anas_signed, side, ipd_px = index_columns(idx)
         conn.execute("UPDATE measurements SET status = ?, message = ?, points = ?, indices = ?, rgas = ?, anas = ?, "
@@ -151,12 +151,14 @@ def correct_landmarks(db: sqlite_utils.Database, user: User, image_id: int, poin
                       f"landmarks corrected by hand (correction {correction_id})" + ("" if idx.ok else f"; {idx.message}"),
                       new_text, index_json, rgas, anas, rgas_signed, anas_signed, side, ipd_px, correction_id,
                       row[3], row[0]))
-        audit(conn, user.name, "landmarks.corrected", "image", image_id, correction=correction_id, moved=moved,
+        audit(conn, who, "landmarks.corrected", "image", image_id, correction=correction_id, moved=moved,
               reason=reason, rgas_signed=[_num(state.indices, "rgas_signed"), _num(idx.to_dict(), "rgas_signed")],
               anas_signed=[_num(state.indices, "anas_signed"), _num(idx.to_dict(), "anas_signed")])
     from labeling.workflow import run_check2
 
-    check2 = run_check2(db, [image_id])
+    # Check 2 again on the new numbers: the system's consequence of the correction (an adjudicator
+    # may correct points but does not run check 2 as such).
+    check2 = run_check2(db, SystemActor(f"system:landmark correction ({who})"), [image_id])
     return CorrectionResult(int(correction_id), moved, state.indices or {}, idx.to_dict(), check2)
 
 
@@ -165,7 +167,7 @@ def _num(d: dict | None, key: str) -> float | None:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else round(float(v), 6)
 
 
-def corrected_images(db: sqlite_utils.Database) -> pd.DataFrame:
+def corrected_images(db: Database) -> pd.DataFrame:
     """Return one row per image whose landmarks were corrected by hand: image_id, corrections (how
     many), moved (every point number any of them moved), last_actor, last_at, in_use (whether the
     current measurement holds the latest correction)."""

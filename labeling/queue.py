@@ -1,28 +1,30 @@
 """The read queue (check 1): who reads which image next. A small policy you can read in one go.
 
-- Every image has `reads_per_image` slots. A reader claims one slot at a time, atomically
-  (BEGIN IMMEDIATE), with a lease that expires; an expired lease frees the slot for others.
+- Every image has as many read slots as its check 1 needs (`images.reads_required`, set from the
+  project's `reads_per_image` when the image arrives). A reader claims one slot at a time,
+  atomically (BEGIN IMMEDIATE), with a lease that expires; an expired lease frees the slot.
 - Slots are served image by image (lowest image id first), so images complete their reads
   soon after they start and reach check 2 early.
 - inter mode: a reader never gets a slot of an image they have read or hold.
-- intra mode: slot 1 goes to anyone; slot k+1 is reserved for the reader of slot k and opens
-  only after the washout.
+- intra mode: slot 1 goes to anyone; the next slot is reserved for the reader of the last one and
+  opens only after the washout.
+- Deliberate reads: a read is refused until the image has been in the reader's hands for the
+  minimum viewing time (`key_dwell_ms`), so a double press or a held key never labels an image
+  nobody saw; the browser measures the same on screen and the read keeps that figure.
 - Nothing here ever returns or reads another read's label: blind by construction.
-The reads themselves are append-only events in `reads`; `read_slots` is the mutable queue,
-which `rebuild_slots` can recreate from the events.
+The reads themselves are append-only events in `reads`; `read_slots` is the mutable queue.
 """
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from dataclasses import dataclass
 
-import sqlite_utils
-
-from db.access import audit, transaction
+from db.access import Database, audit, transaction
 from db.migrations import CLASSES
 from labeling import settings
-from labeling.permissions import require
-from labeling.users import User
+from labeling.actors import User
+from labeling.permissions import authorize, require
 
 MAX_REASON = 500
 
@@ -31,14 +33,23 @@ class QueueError(ValueError):
     """A queue action cannot be done (lease lost, nothing to undo…); the message says why."""
 
 
+class TooQuick(QueueError):
+    """A read came before the image had been shown for the minimum viewing time."""
+
+
 @dataclass(frozen=True)
 class Claim:
-    """A slot held by a reader: which image, which read number, and when the lease ends."""
+    """A slot held by a reader: which image, which read number, when it was handed over and until
+    when it stays reserved. `token` names this hand-over: a key pressed for another one is stale."""
 
     image_id: int
     slot: int
     claimed_at: str
     lease_expires: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.image_id}.{self.slot}.{self.claimed_at}"
 
 
 def _now(now: dt.datetime | None) -> dt.datetime:
@@ -49,49 +60,48 @@ def _ts(t: dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
 
-def ensure_slots(db: sqlite_utils.Database) -> int:
-    """Create the missing read slots of every image; return how many were added."""
-    k = int(settings.get(db, "reads_per_image"))
+def ensure_slots(db: Database) -> int:
+    """Create the missing read slots of every image (one per read it needs); return how many were added."""
     with transaction(db) as conn:
-        before = conn.total_changes
-        for slot in range(1, k + 1):
-            conn.execute("INSERT OR IGNORE INTO read_slots (image_id, slot) SELECT id, ? FROM images", (slot,))
-        return conn.total_changes - before
+        return _ensure_slots(conn)
 
 
-def rebuild_slots(db: sqlite_utils.Database) -> None:
-    """Recreate the queue from the read events (after a crash or a manual repair)."""
-    with transaction(db) as conn:
-        conn.execute("DELETE FROM read_slots")
-    ensure_slots(db)
-    with transaction(db) as conn:
-        rows = conn.execute("SELECT r.id, r.image_id, r.reader_id FROM reads r WHERE r.kind = 'read' AND NOT EXISTS "
-                            "(SELECT 1 FROM reads u WHERE u.supersedes = r.id) ORDER BY r.id").fetchall()
-        for read_id, image_id, reader_id in rows:
-            conn.execute("UPDATE read_slots SET read_id = ?, reader_id = ? WHERE rowid = (SELECT rowid FROM read_slots "
-                         "WHERE image_id = ? AND read_id IS NULL ORDER BY slot LIMIT 1)", (read_id, reader_id, image_id))
+def _ensure_slots(conn: sqlite3.Connection) -> int:
+    before = conn.total_changes
+    top = conn.execute("SELECT coalesce(max(reads_required), 0) FROM images").fetchone()[0]
+    for slot in range(1, top + 1):
+        # Images that lost open slots to a lowered requirement are not topped up again: only
+        # images with fewer slots (filled or open) than they need get new ones.
+        conn.execute("INSERT OR IGNORE INTO read_slots (image_id, slot) SELECT i.id, ? FROM images i "
+                     "WHERE i.reads_required >= ? AND (SELECT count(*) FROM read_slots s WHERE s.image_id = i.id) < "
+                     "i.reads_required", (slot, slot))
+    return conn.total_changes - before
 
 
-def current_claim(db: sqlite_utils.Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
+_HELD = ("SELECT image_id, slot, claimed_at, lease_expires FROM read_slots WHERE reader_id = ? AND read_id IS NULL "
+         "AND lease_expires > ? ORDER BY lease_expires DESC LIMIT 1")
+
+
+def current_claim(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
     """Return the reader's live claim, if any (a reader holds at most one image)."""
-    row = db.execute("SELECT image_id, slot, lease_expires FROM read_slots WHERE reader_id = ? AND read_id IS NULL "
-                     "AND lease_expires > ? ORDER BY lease_expires DESC LIMIT 1", [reader.id, _ts(_now(now))]).fetchone()
-    return Claim(row[0], row[1], "", row[2]) if row else None
+    row = db.execute(_HELD, [reader.id, _ts(_now(now))]).fetchone()
+    return Claim(*row) if row else None
 
 
-def claim_next(db: sqlite_utils.Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
-    """Claim the next slot for `reader` (or return the one they hold); None when nothing is left."""
+def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
+    """Claim the next slot for `reader` (or return the one they hold, its lease renewed); None when
+    nothing is left for them."""
     require(reader, "read.submit")
     t = _now(now)
     lease = dt.timedelta(seconds=int(settings.get(db, "lease_seconds")))
     intra = settings.get(db, "read_mode") == "intra"
     with transaction(db) as conn:
-        held = conn.execute("SELECT image_id, slot FROM read_slots WHERE reader_id = ? AND read_id IS NULL "
-                            "AND lease_expires > ? ORDER BY lease_expires DESC LIMIT 1", (reader.id, _ts(t))).fetchone()
+        authorize(conn, reader, "read.submit")
+        held = conn.execute(_HELD, (reader.id, _ts(t))).fetchone()
         if held:
             conn.execute("UPDATE read_slots SET lease_expires = ? WHERE image_id = ? AND slot = ?",
                          (_ts(t + lease), held[0], held[1]))
-            return Claim(held[0], held[1], _ts(t), _ts(t + lease))
+            return Claim(held[0], held[1], held[2] or _ts(t), _ts(t + lease))
         row = conn.execute(
             """SELECT s.image_id, s.slot FROM read_slots s
                WHERE s.read_id IS NULL
@@ -101,31 +111,36 @@ def claim_next(db: sqlite_utils.Database, reader: User, now: dt.datetime | None 
                  AND (CASE WHEN :intra THEN (s.slot = 1 OR s.reserved_for = :me)
                       ELSE NOT EXISTS (SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.slot <> s.slot
                                        AND o.reader_id = :me AND (o.read_id IS NOT NULL OR o.lease_expires > :now)) END)
-                 AND NOT EXISTS (SELECT 1 FROM adjudications a WHERE a.image_id = s.image_id)
+                 AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = s.image_id)
                ORDER BY s.image_id, s.slot LIMIT 1""",
             {"now": _ts(t), "me": reader.id, "intra": int(intra)}).fetchone()
         if row is None:
             return None
-        conn.execute("UPDATE read_slots SET reader_id = ?, lease_expires = ? WHERE image_id = ? AND slot = ?",
-                     (reader.id, _ts(t + lease), row[0], row[1]))
+        conn.execute("UPDATE read_slots SET reader_id = ?, lease_expires = ?, claimed_at = ? WHERE image_id = ? "
+                     "AND slot = ?", (reader.id, _ts(t + lease), _ts(t), row[0], row[1]))
         audit(conn, reader.name, "read.claimed", "image", row[0], slot=row[1])
     return Claim(row[0], row[1], _ts(t), _ts(t + lease))
 
 
-def release(db: sqlite_utils.Database, reader: User) -> None:
+def release(db: Database, reader: User) -> None:
     """Give back the reader's unread claims (on sign-out), so others can take them at once."""
     with transaction(db) as conn:
-        conn.execute("UPDATE read_slots SET lease_expires = NULL, reader_id = CASE WHEN reserved_for IS NULL THEN NULL "
-                     "ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL", (reader.id,))
+        conn.execute("UPDATE read_slots SET lease_expires = NULL, claimed_at = NULL, reader_id = CASE WHEN "
+                     "reserved_for IS NULL THEN NULL ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL",
+                     (reader.id,))
 
 
-def submit_read(db: sqlite_utils.Database, reader: User, image_id: int, label: str | None = None,
+def submit_read(db: Database, reader: User, image_id: int, label: str | None = None,
                 cannot_grade: str | None = None, started_at: str | None = None,
-                now: dt.datetime | None = None, simulated: bool = False) -> int:
+                now: dt.datetime | None = None, simulated: bool = False, shown_ms: int | None = None,
+                token: str | None = None) -> int:
     """Record the reader's read of the image they hold; return the new read's id.
 
     Exactly one of `label` (N, L1-L3, R1-R3) or `cannot_grade` (a reason) is given. Refused when
-    the reader does not hold a slot of this image (never claimed, or the lease passed to someone).
+    the reader does not hold a slot of this image (never claimed, or the lease passed to someone),
+    when `token` (the claim the page showed) is not the claim they hold now, and (TooQuick)
+    before the image has been theirs for the minimum viewing time. `shown_ms` is how long the
+    browser had shown it, kept with the read.
     """
     require(reader, "read.submit")
     if (label is None) == (cannot_grade is None or not str(cannot_grade).strip()):
@@ -136,12 +151,19 @@ def submit_read(db: sqlite_utils.Database, reader: User, image_id: int, label: s
     t = _now(now)
     intra = settings.get(db, "read_mode") == "intra"
     washout = dt.timedelta(hours=float(settings.get(db, "washout_hours")))
+    dwell = dt.timedelta(milliseconds=int(settings.get(db, "key_dwell_ms")))
     with transaction(db) as conn:
-        slot = conn.execute("SELECT slot FROM read_slots WHERE image_id = ? AND reader_id = ? AND read_id IS NULL "
-                            "ORDER BY slot LIMIT 1", (image_id, reader.id)).fetchone()
+        who = authorize(conn, reader, "read.submit")
+        slot = conn.execute("SELECT slot, claimed_at FROM read_slots WHERE image_id = ? AND reader_id = ? "
+                            "AND read_id IS NULL ORDER BY slot LIMIT 1", (image_id, reader.id)).fetchone()
         if slot is None:
-            raise QueueError("this image is no longer reserved for you (the lease expired and it went to someone "
-                             "else); your read was not recorded")
+            raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
+                             "and it went to someone else); nothing was saved")
+        if token is not None and token != f"{image_id}.{slot[0]}.{slot[1]}":
+            raise QueueError("that choice was made for an earlier showing of this image; nothing was saved")
+        if slot[1] and t - dt.datetime.fromisoformat(slot[1]) < dwell:
+            raise TooQuick(f"too quick: the image had been shown for less than {dwell.total_seconds():g} s; "
+                           "nothing was saved")
         duration = None
         if started_at:
             try:
@@ -149,20 +171,21 @@ def submit_read(db: sqlite_utils.Database, reader: User, image_id: int, label: s
             except ValueError:
                 duration = None
         read_id = conn.execute(
-            "INSERT INTO reads (image_id, reader_id, label, cannot_grade, started_at, submitted_at, duration_ms, simulated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (image_id, reader.id, label, reason, started_at, _ts(t), duration, int(simulated))).lastrowid
+            "INSERT INTO reads (image_id, reader_id, label, cannot_grade, started_at, submitted_at, duration_ms, "
+            "simulated, shown_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (image_id, reader.id, label, reason, started_at, _ts(t), duration, int(simulated), shown_ms)).lastrowid
         conn.execute("UPDATE read_slots SET read_id = ?, lease_expires = NULL WHERE image_id = ? AND slot = ?",
                      (read_id, image_id, slot[0]))
         if intra:
-            conn.execute("UPDATE read_slots SET reserved_for = ?, available_at = ? WHERE image_id = ? AND slot = ? "
-                         "AND read_id IS NULL", (reader.id, _ts(t + washout), image_id, slot[0] + 1))
-        audit(conn, reader.name, "read.submitted", "image", image_id, slot=slot[0], read_id=read_id,
+            conn.execute("UPDATE read_slots SET reserved_for = ?, available_at = ? WHERE image_id = ? AND read_id IS NULL "
+                         "AND slot = (SELECT min(slot) FROM read_slots WHERE image_id = ? AND read_id IS NULL)",
+                         (reader.id, _ts(t + washout), image_id, image_id))
+        audit(conn, who, "read.submitted", "image", image_id, slot=slot[0], read_id=read_id,
               cannot_grade=reason is not None)
     return read_id
 
 
-def undo_last_read(db: sqlite_utils.Database, reader: User, now: dt.datetime | None = None) -> int:
+def undo_last_read(db: Database, reader: User, now: dt.datetime | None = None) -> int:
     """Undo the reader's last read within the undo window; return the image id, held again by them.
 
     The read stays in the table; a new 'undo' event supersedes it. Refused once the image has
@@ -173,32 +196,35 @@ def undo_last_read(db: sqlite_utils.Database, reader: User, now: dt.datetime | N
     window = dt.timedelta(seconds=int(settings.get(db, "undo_seconds")))
     lease = dt.timedelta(seconds=int(settings.get(db, "lease_seconds")))
     with transaction(db) as conn:
-        last = conn.execute("SELECT r.id, r.image_id, r.submitted_at FROM reads r WHERE r.reader_id = ? AND r.kind = 'read' "
-                            "AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id) ORDER BY r.id DESC LIMIT 1",
-                            (reader.id,)).fetchone()
+        who = authorize(conn, reader, "read.submit")
+        last = conn.execute("SELECT id, image_id, submitted_at FROM effective_reads WHERE reader_id = ? "
+                            "ORDER BY id DESC LIMIT 1", (reader.id,)).fetchone()
         if last is None:
             raise QueueError("there is no read of yours to undo")
         read_id, image_id, submitted = last
         if t - dt.datetime.fromisoformat(submitted) > window:
             raise QueueError(f"reads can be undone for {int(window.total_seconds())} seconds only")
-        if conn.execute("SELECT 1 FROM adjudications WHERE image_id = ?", (image_id,)).fetchone():
+        if conn.execute("SELECT 1 FROM effective_adjudications WHERE image_id = ?", (image_id,)).fetchone():
             raise QueueError("this image has been adjudicated; its reads can no longer be undone")
         conn.execute("INSERT INTO reads (image_id, reader_id, kind, supersedes, submitted_at) VALUES (?, ?, 'undo', ?, ?)",
                      (image_id, reader.id, read_id, _ts(t)))
+        # The image they had been handed meanwhile goes back to the queue: they hold this one again.
+        conn.execute("UPDATE read_slots SET lease_expires = NULL, claimed_at = NULL, reader_id = CASE WHEN "
+                     "reserved_for IS NULL THEN NULL ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL",
+                     (reader.id,))
         slot = conn.execute("SELECT slot FROM read_slots WHERE read_id = ?", (read_id,)).fetchone()
         if slot:
-            conn.execute("UPDATE read_slots SET read_id = NULL, reader_id = ?, lease_expires = ? WHERE image_id = ? "
-                         "AND slot = ?", (reader.id, _ts(t + lease), image_id, slot[0]))
+            conn.execute("UPDATE read_slots SET read_id = NULL, reader_id = ?, lease_expires = ?, claimed_at = ? "
+                         "WHERE image_id = ? AND slot = ?", (reader.id, _ts(t + lease), _ts(t), image_id, slot[0]))
             conn.execute("UPDATE read_slots SET reserved_for = NULL, available_at = NULL WHERE image_id = ? AND slot > ? "
                          "AND read_id IS NULL AND reserved_for = ?", (image_id, slot[0], reader.id))
-        audit(conn, reader.name, "read.undone", "image", image_id, read_id=read_id)
+        audit(conn, who, "read.undone", "image", image_id, read_id=read_id)
     return image_id
 
 
-def reader_progress(db: sqlite_utils.Database, reader: User) -> dict[str, int]:
-    """Return how many reads the reader has done and how many slots remain open to them."""
-    done = db.execute("SELECT count(*) FROM reads r WHERE r.reader_id = ? AND r.kind = 'read' AND NOT EXISTS "
-                      "(SELECT 1 FROM reads u WHERE u.supersedes = r.id)", [reader.id]).fetchone()[0]
+def reader_progress(db: Database, reader: User) -> dict[str, int]:
+    """Return how many reads the reader has done and how many images remain open to them."""
+    done = db.execute("SELECT count(*) FROM effective_reads WHERE reader_id = ?", [reader.id]).fetchone()[0]
     intra = settings.get(db, "read_mode") == "intra"
     if intra:
         remaining = db.execute("SELECT count(*) FROM read_slots WHERE read_id IS NULL AND (slot = 1 OR reserved_for = ?)",
@@ -208,3 +234,91 @@ def reader_progress(db: sqlite_utils.Database, reader: User) -> dict[str, int]:
                                "(SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.reader_id = ? AND "
                                "o.read_id IS NOT NULL)", [reader.id]).fetchone()[0]
     return {"done": done, "remaining": remaining}
+
+
+# ---- changing the plan mid-project ------------------------------------------------------------
+
+# Images whose check 1 is not complete: fewer effective reads than they need, not adjudicated.
+_OPEN_IMAGES = """SELECT i.id, i.reads_required, coalesce(s.n, 0) FROM images i
+    LEFT JOIN image_read_summary s ON s.image_id = i.id
+    WHERE coalesce(s.n, 0) < i.reads_required
+      AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = i.id)"""
+
+
+def preview_reads_required(db: Database, k: int) -> str:
+    """Say what setting reads per image to `k` would do (nothing changes)."""
+    rows = db.execute(_OPEN_IMAGES).fetchall()
+    changing = [r for r in rows if r[1] != k]
+    started = sum(1 for r in changing if r[2] > 0)
+    reaching = sum(1 for r in changing if r[2] >= k)
+    total = db.execute("SELECT count(*) FROM images").fetchone()[0]
+    kept = total - len(rows)
+    parts = [f"{len(changing)} image(s) not yet through check 1 will need {k} reads"
+             + (f" ({started} of them already have a read)" if started else "")]
+    if reaching:
+        parts.append(f"{reaching} of them already have {k} or more reads and complete check 1 at once")
+    parts.append(f"{kept} image(s) whose check 1 is complete (or adjudicated) keep their reads and their state")
+    return "Reads per image → " + str(k) + ": " + "; ".join(parts) + "."
+
+
+def apply_reads_required(conn: sqlite3.Connection, k: int) -> dict[str, int]:
+    """Inside the settings change's transaction: give every image whose check 1 is not complete a
+    requirement of `k` reads and exactly the open slots it still needs; return counts."""
+    rows = conn.execute(_OPEN_IMAGES).fetchall()
+    total = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+    changed = [(image_id, n) for image_id, required, n in rows if required != k]
+    intra = conn.execute("SELECT value FROM settings WHERE key = 'read_mode'").fetchone()
+    for image_id, n in changed:
+        conn.execute("UPDATE images SET reads_required = ? WHERE id = ?", (k, image_id))
+        need = max(0, k - n)
+        open_slots = [r[0] for r in conn.execute("SELECT slot FROM read_slots WHERE image_id = ? AND read_id IS NULL "
+                                                 "ORDER BY slot", (image_id,))]
+        if len(open_slots) > need:  # the highest open slots go; a holder's read of one is refused
+            conn.executemany("DELETE FROM read_slots WHERE image_id = ? AND slot = ?",
+                             [(image_id, s) for s in open_slots[need:]])
+        else:
+            top = conn.execute("SELECT coalesce(max(slot), 0) FROM read_slots WHERE image_id = ?", (image_id,)).fetchone()[0]
+            conn.executemany("INSERT INTO read_slots (image_id, slot) VALUES (?, ?)",
+                             [(image_id, top + i) for i in range(1, need - len(open_slots) + 1)])
+    if intra and intra[0] == '"intra"':
+        _reserve_for_last_reader(conn, [image_id for image_id, _ in changed])
+    return {"images_changed": len(changed), "images_kept": total - len(rows)}
+
+
+def preview_read_mode(db: Database, mode: str) -> str:
+    """Say what switching the read mode to `mode` would do (nothing changes)."""
+    started = sum(1 for r in db.execute(_OPEN_IMAGES).fetchall() if r[2] > 0)
+    if mode == "intra":
+        hours = settings.get(db, "washout_hours")
+        return (f"Read mode → intra: every image not yet read is read twice by the same neurologist, the second time "
+                f"after the {hours}-hour washout; the {started} image(s) with some reads but not all wait for their "
+                "last reader's next read after the washout. Finished images are not touched.")
+    return (f"Read mode → inter: every open read goes to a neurologist who has not read that image; the {started} "
+            "image(s) with some reads but not all are open to any other reader now. Finished images are not touched.")
+
+
+def apply_read_mode(conn: sqlite3.Connection, mode: str) -> dict[str, int]:
+    """Inside the settings change's transaction: re-plan the open slots for `mode`; return counts."""
+    if mode == "inter":
+        n = conn.execute("UPDATE read_slots SET reserved_for = NULL, available_at = NULL WHERE read_id IS NULL "
+                         "AND reserved_for IS NOT NULL").rowcount
+        return {"slots_replanned": n}
+    started = [r[0] for r in conn.execute(_OPEN_IMAGES).fetchall() if r[2] > 0]
+    return {"slots_replanned": _reserve_for_last_reader(conn, started)}
+
+
+def _reserve_for_last_reader(conn: sqlite3.Connection, image_ids: list[int]) -> int:
+    """intra mode: reserve the lowest open slot of each image for the reader of its latest read,
+    after the washout (the queue then serves it as it serves a second read)."""
+    hours = conn.execute("SELECT value FROM settings WHERE key = 'washout_hours'").fetchone()
+    washout = dt.timedelta(hours=float(hours[0]) if hours else float(settings.DEFAULTS["washout_hours"]))
+    n = 0
+    for image_id in image_ids:
+        last = conn.execute("SELECT reader_id, submitted_at FROM effective_reads WHERE image_id = ? ORDER BY id DESC "
+                            "LIMIT 1", (image_id,)).fetchone()
+        if last is None:
+            continue
+        n += conn.execute("UPDATE read_slots SET reserved_for = ?, available_at = ? WHERE image_id = ? AND read_id IS NULL "
+                          "AND slot = (SELECT min(slot) FROM read_slots WHERE image_id = ? AND read_id IS NULL)",
+                          (last[0], _ts(dt.datetime.fromisoformat(last[1]) + washout), image_id, image_id)).rowcount
+    return n

@@ -1,7 +1,7 @@
 """The triple-check state of every image, derived from append-only events, and checks 2 and 3.
 
 State of an image, from its events (DESIGN §3):
-  awaiting_read_N       fewer effective reads than `reads_per_image` (N = the next read)
+  awaiting_read_N       fewer effective reads than the image needs (N = the next read)
   agreed                all reads give the same label (check-1 consensus); check 2 not yet done
   accepted              check 2's range class equals the consensus (or check 2 is switched off)
   awaiting_adjudication reads disagree, a reader could not grade it, check 2 disagreed, or
@@ -12,21 +12,22 @@ Nothing here is stored as a status: re-deriving it from the events always gives 
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 
 import pandas as pd
-import sqlite_utils
 
 from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.indices import INDEX_VERSION
 from asymmetry.ranges import RangeTable, learn_ranges
-from db.access import audit, fetch_columns, now, transaction
+from db.access import Database, audit, fetch_columns, now, transaction
 from db.migrations import CLASSES
 from labeling import settings
-from labeling.permissions import require
-from labeling.users import User
+from labeling.actors import Actor, User
+from labeling.permissions import authorize, require
+from labeling.queue import TooQuick
 
 STATES = ("awaiting_read_1", "awaiting_read_2", "agreed", "accepted", "awaiting_adjudication", "final", "excluded")
 MAX_REASON = 500
@@ -39,13 +40,13 @@ class WorkflowError(ValueError):
 _STATE_SQL = """
 WITH agg AS (SELECT image_id, n, lo, hi, labelled, last_read FROM image_read_summary),
 adj AS (
-    SELECT a.image_id, a.decision, a.label FROM adjudications a
-    WHERE a.id = (SELECT max(id) FROM adjudications b WHERE b.image_id = a.image_id)),
+    SELECT a.image_id, a.decision, a.label FROM effective_adjudications a
+    WHERE a.id = (SELECT max(id) FROM effective_adjudications b WHERE b.image_id = a.image_id)),
 c2 AS (
     SELECT c.image_id, c.outcome, c.consensus, c.range_class, c.at FROM check2_results c
     WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id)),
 lc AS (SELECT image_id, max(at) AS corrected_at FROM landmark_corrections GROUP BY image_id)
-SELECT i.id AS image_id, i.movement, i.source, i.synthetic, i.subject_id,
+SELECT i.id AS image_id, i.movement, i.source, i.synthetic, i.subject_id, i.reads_required,
        coalesce(agg.n, 0) AS n_reads, agg.lo, agg.hi, coalesce(agg.labelled, 0) AS labelled, agg.last_read,
        adj.decision, adj.label AS adjudicated_label,
        c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at,
@@ -60,14 +61,14 @@ _STATE_TEXT = ("movement", "source", "lo", "hi", "last_read", "decision", "adjud
                "check2_consensus", "range_class", "check2_at", "corrected_at")
 
 
-def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> pd.DataFrame:
+def image_states(db: Database, image_ids: list[int] | None = None) -> pd.DataFrame:
     """Return one row per image: its state, consensus, final label and why it needs adjudication."""
     sql = _STATE_SQL + (f" WHERE i.id IN ({','.join('?' * len(image_ids))})" if image_ids else "")
     # The same frame read_sql_query would build, fetched column-wise: 0.2 s less at 100,000 images.
     df = pd.DataFrame(fetch_columns(db, sql, image_ids or (), text=_STATE_TEXT))
-    k = int(settings.get(db, "reads_per_image"))
     check2_on = bool(settings.get(db, "check2_enabled"))
-    complete = df.n_reads >= k
+    # Each image's own requirement: a later change of the setting never reopens a finished check 1.
+    complete = df.n_reads >= df.reads_required
     agree = complete & (df.labelled == df.n_reads) & (df.lo == df.hi)
     consensus = df.lo.where(agree)
     # A check-2 result counts for the current reads and landmarks only: a later read, or a later hand
@@ -92,7 +93,8 @@ def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) 
     final = pd.Series(None, index=df.index, dtype=object)
     final[state == "accepted"] = consensus[state == "accepted"]
     final[state == "final"] = df.adjudicated_label[state == "final"]
-    out = df[["image_id", "movement", "source", "synthetic", "subject_id", "n_reads", "check2", "range_class"]].copy()
+    out = df[["image_id", "movement", "source", "synthetic", "subject_id", "n_reads", "reads_required", "check2",
+              "range_class"]].copy()
     out["consensus"] = consensus
     out["state"] = state
     out["reason"] = reason
@@ -100,15 +102,16 @@ def image_states(db: sqlite_utils.Database, image_ids: list[int] | None = None) 
     return out
 
 
-def state_counts(db: sqlite_utils.Database) -> dict[str, int]:
+def state_counts(db: Database) -> dict[str, int]:
     """Return how many images are in each state (every state present, zeros included)."""
-    counts = image_states(db).state.value_counts().to_dict()
-    k = int(settings.get(db, "reads_per_image"))
+    states = image_states(db)
+    counts = states.state.value_counts().to_dict()
+    k = int(max(states.reads_required.max() if len(states) else 0, settings.get(db, "reads_per_image")))
     names = [f"awaiting_read_{n}" for n in range(1, k + 1)] + list(STATES[2:])
     return {s: int(counts.get(s, 0)) for s in names}
 
 
-def final_labels(db: sqlite_utils.Database) -> pd.DataFrame:
+def final_labels(db: Database) -> pd.DataFrame:
     """Return image_id, final_label and how it was reached ('check 2', 'check 1' or 'adjudication')."""
     st = image_states(db)
     st = st[st.state.isin(["accepted", "final"])]
@@ -119,13 +122,13 @@ def final_labels(db: sqlite_utils.Database) -> pd.DataFrame:
 # ---- ranges and check 2 -------------------------------------------------------------------
 
 
-def _current_measurements(db: sqlite_utils.Database) -> pd.DataFrame:
+def _current_measurements(db: Database) -> pd.DataFrame:
     return pd.read_sql_query(
         "SELECT m.image_id, m.status, m.rgas_signed, m.anas_signed FROM measurements m "
         "WHERE m.landmark_version = ? AND m.index_version = ?", db.conn, params=[LANDMARK_VERSION, INDEX_VERSION])
 
 
-def learn_and_store_ranges(db: sqlite_utils.Database, actor: User) -> RangeTable:
+def learn_and_store_ranges(db: Database, actor: Actor) -> RangeTable:
     """Learn the range table from the check-1 consensus images, store it as a new version; return it."""
     require(actor, "ranges.learn")
     st = image_states(db)
@@ -141,18 +144,19 @@ def learn_and_store_ranges(db: sqlite_utils.Database, actor: User) -> RangeTable
     named = f"{table.version}|{LANDMARK_VERSION}|{INDEX_VERSION}".encode()
     table = table.with_version("ranges-" + hashlib.sha256(named).hexdigest()[:12])
     with transaction(db) as conn:
+        who = authorize(conn, actor, "ranges.learn")
         exists = conn.execute("SELECT 1 FROM range_tables WHERE version = ?", (table.version,)).fetchone()
         if not exists:
             conn.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
-                         (table.version, now(), actor.name, json.dumps(params), table.to_json()))
-            audit(conn, actor.name, "ranges.learned", "range_table", table.version, images=len(rows))
+                         (table.version, now(), who, json.dumps(params), table.to_json()))
+            audit(conn, who, "ranges.learned", "range_table", table.version, images=len(rows))
     return table
 
 
 _CURRENT_RANGES = "json_extract(params, '$.landmark_version') = ? AND json_extract(params, '$.index_version') = ?"
 
 
-def latest_ranges(db: sqlite_utils.Database) -> RangeTable | None:
+def latest_ranges(db: Database) -> RangeTable | None:
     """Return the newest stored range table learned on indices of the current landmark and index
     versions, or None before any was. A table learned on an older formula is never applied to
     indices of a newer one: check 2 waits until the ranges are learned again (`ranges_stale`)."""
@@ -161,19 +165,21 @@ def latest_ranges(db: sqlite_utils.Database) -> RangeTable | None:
     return RangeTable.from_json(row[0]) if row else None
 
 
-def ranges_stale(db: sqlite_utils.Database) -> bool:
+def ranges_stale(db: Database) -> bool:
     """True when range tables exist but none was learned on the current index versions."""
     return db.execute(f"SELECT EXISTS (SELECT 1 FROM range_tables) AND NOT EXISTS (SELECT 1 FROM range_tables "
                       f"WHERE {_CURRENT_RANGES})", [LANDMARK_VERSION, INDEX_VERSION]).fetchone()[0] == 1
 
 
-def run_check2(db: sqlite_utils.Database, image_ids: list[int] | None = None) -> dict[str, int]:
-    """Run check 2 on agreed images without a valid result; return counts per outcome.
+def run_check2(db: Database, actor: Actor, image_ids: list[int] | None = None) -> dict[str, int]:
+    """Run check 2 on agreed images without a valid result, as `actor` (a coordinator, an admin or
+    the shell); return counts per outcome.
 
     Uses the newest range table and records its version with each result. An image whose
     movement x class cell has too few images stays 'agreed' (no result) until the ranges are
     re-learned; an image whose face could not be measured goes to adjudication.
     """
+    require(actor, "check2.run")
     if not settings.get(db, "check2_enabled"):
         return {}
     table = latest_ranges(db)
@@ -201,11 +207,12 @@ def run_check2(db: sqlite_utils.Database, image_ids: list[int] | None = None) ->
         counts[rows[-1][6]] = counts.get(rows[-1][6], 0) + 1
     if rows:
         with transaction(db) as conn:
+            who = authorize(conn, actor, "check2.run")
             t = now()
             conn.executemany("INSERT INTO check2_results (image_id, range_version, consensus, range_class, distance, "
                              "out_of_range, outcome, message, at) VALUES (?,?,?,?,?,?,?,?,?)",
                              [(*r, t) for r in rows])
-            audit(conn, "system", "check2.run", "range_table", table.version, **counts)
+            audit(conn, who, "check2.run", "range_table", table.version, **counts)
     return counts
 
 
@@ -231,14 +238,14 @@ class Case:
     auto_points: list | None = None  # dlib's own points when `points` were corrected by hand
 
 
-def adjudication_queue(db: sqlite_utils.Database, adjudicator: User) -> pd.DataFrame:
+def adjudication_queue(db: Database, adjudicator: User) -> pd.DataFrame:
     """Return the images awaiting adjudication (oldest first) with why."""
     require(adjudicator, "adjudicate")
     st = image_states(db)
     return st[st.state == "awaiting_adjudication"][["image_id", "movement", "reason"]].reset_index(drop=True)
 
 
-def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: int) -> Case:
+def adjudication_case(db: Database, adjudicator: User, image_id: int) -> Case:
     """Return the evidence for one image awaiting adjudication."""
     require(adjudicator, "adjudicate")
     reveal = bool(settings.get(db, "reveal_readers"))
@@ -246,9 +253,8 @@ def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: in
     if st.empty:
         raise WorkflowError(f"no image {image_id}")
     s = st.iloc[0]
-    reads = db.execute("SELECT r.label, r.cannot_grade, u.name, r.duration_ms FROM reads r JOIN users u ON u.id = r.reader_id "
-                       "WHERE r.image_id = ? AND r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads x WHERE x.supersedes = r.id) "
-                       "ORDER BY r.id", [image_id]).fetchall()
+    reads = db.execute("SELECT r.label, r.cannot_grade, u.name, r.duration_ms FROM effective_reads r "
+                       "JOIN users u ON u.id = r.reader_id WHERE r.image_id = ? ORDER BY r.id", [image_id]).fetchall()
     shown = [{"reader": name if reveal else f"Reader {chr(65 + i)}", "label": label, "cannot_grade": cg,
               "seconds": None if ms is None else round(ms / 1000, 1)} for i, (label, cg, name, ms) in enumerate(reads)]
     img = db.execute("SELECT movement, stored_path, mirrored, width, height FROM images WHERE id = ?", [image_id]).fetchone()
@@ -261,12 +267,15 @@ def adjudication_case(db: sqlite_utils.Database, adjudicator: User, image_id: in
                 json.loads(m[4]) if m and m[4] else None)
 
 
-def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, label: str | None = None,
-               exclude_reason: str | None = None, simulated: bool = False) -> int:
+def adjudicate(db: Database, adjudicator: User, image_id: int, label: str | None = None,
+               exclude_reason: str | None = None, simulated: bool = False, shown_since: str | None = None,
+               shown_ms: int | None = None, now_: dt.datetime | None = None) -> int:
     """Record the final label, or the exclusion with its reason; return the adjudication id.
 
     Only images awaiting adjudication (or already final, to correct a decision: the newest wins)
-    can be decided.
+    can be decided. `shown_since` is when the page put the case on screen: a decision before the
+    minimum viewing time is refused (TooQuick), so a double press never decides the next case.
+    `shown_ms` is how long the browser had shown it, kept with the decision.
     """
     require(adjudicator, "adjudicate")
     if (label is None) == (not (exclude_reason or "").strip()):
@@ -275,7 +284,14 @@ def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, labe
         raise WorkflowError(f"unknown label {label!r}: use one of {', '.join(CLASSES)}")
     decision = "final" if label is not None else "exclude"
     reason = None if label is not None else exclude_reason.strip()[:MAX_REASON]
+    t = now_ or dt.datetime.now(dt.timezone.utc)
+    if shown_since is not None:
+        dwell = dt.timedelta(milliseconds=int(settings.get(db, "key_dwell_ms")))
+        if t - dt.datetime.fromisoformat(shown_since) < dwell:
+            raise TooQuick(f"too quick: the case had been shown for less than {dwell.total_seconds():g} s; "
+                           "nothing was saved")
     with transaction(db) as conn:
+        who = authorize(conn, adjudicator, "adjudicate")
         # The state is checked under the write lock: a reader's undo landing between a check and
         # the insert would otherwise let a decision through on an image no longer awaiting one.
         st = image_states(db, [image_id])
@@ -285,15 +301,42 @@ def adjudicate(db: sqlite_utils.Database, adjudicator: User, image_id: int, labe
         if state not in ("awaiting_adjudication", "final", "excluded"):
             raise WorkflowError(f"image {image_id} is {state.replace('_', ' ')}; only images awaiting adjudication "
                                 "can be decided")
-        adj_id = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, reason, at, simulated) "
-                              "VALUES (?,?,?,?,?,?,?)", (image_id, adjudicator.id, decision, label, reason, now(),
-                                                         int(simulated))).lastrowid
-        audit(conn, adjudicator.name, f"adjudication.{decision}", "image", image_id, label=label, reason=reason,
+        adj_id = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, reason, at, simulated, "
+                              "shown_ms) VALUES (?,?,?,?,?,?,?,?)",
+                              (image_id, adjudicator.id, decision, label, reason, t.isoformat(timespec="milliseconds"),
+                               int(simulated), shown_ms)).lastrowid
+        audit(conn, who, f"adjudication.{decision}", "image", image_id, label=label, reason=reason,
               previous_state=state)
     return adj_id
 
 
-def movement_points(db: sqlite_utils.Database, movement: str) -> pd.DataFrame:
+def undo_last_adjudication(db: Database, adjudicator: User, now_: dt.datetime | None = None) -> int:
+    """Take back the adjudicator's last decision within the undo window; return the image id, which
+    is then as it was before (awaiting adjudication, or its earlier decision). The decision stays
+    on record; an undo event supersedes it."""
+    require(adjudicator, "adjudicate")
+    t = now_ or dt.datetime.now(dt.timezone.utc)
+    window = dt.timedelta(seconds=int(settings.get(db, "undo_seconds")))
+    with transaction(db) as conn:
+        who = authorize(conn, adjudicator, "adjudicate")
+        last = conn.execute("SELECT id, image_id, at FROM effective_adjudications WHERE adjudicator_id = ? "
+                            "ORDER BY id DESC LIMIT 1", (adjudicator.id,)).fetchone()
+        if last is None:
+            raise WorkflowError("there is no decision of yours to undo")
+        adj_id, image_id, at = last
+        if t - dt.datetime.fromisoformat(at) > window:
+            raise WorkflowError(f"decisions can be undone for {int(window.total_seconds())} seconds only")
+        newer = conn.execute("SELECT 1 FROM effective_adjudications WHERE image_id = ? AND id > ?",
+                             (image_id, adj_id)).fetchone()
+        if newer:
+            raise WorkflowError("another adjudicator has decided this image since; it cannot be undone")
+        conn.execute("INSERT INTO adjudication_undos (adjudication_id, adjudicator_id, at) VALUES (?, ?, ?)",
+                     (adj_id, adjudicator.id, t.isoformat(timespec="milliseconds")))
+        audit(conn, who, "adjudication.undone", "image", image_id, adjudication_id=adj_id)
+    return image_id
+
+
+def movement_points(db: Database, movement: str) -> pd.DataFrame:
     """Return rgas, anas, label (check-1 consensus), image_id of the measured consensus images of a movement."""
     st = image_states(db)
     st = st[(st.movement == movement) & st.consensus.notna()][["image_id", "consensus"]]
@@ -303,10 +346,9 @@ def movement_points(db: sqlite_utils.Database, movement: str) -> pd.DataFrame:
                          "label": pts.consensus})
 
 
-def reader_summary(db: sqlite_utils.Database) -> pd.DataFrame:
+def reader_summary(db: Database) -> pd.DataFrame:
     """Return per reader: effective reads, cannot-grade count and median seconds per read (no labels)."""
     return pd.read_sql_query(
         "SELECT u.name AS reader, count(*) AS reads, sum(r.cannot_grade IS NOT NULL) AS cannot_grade, "
         "round(avg(r.duration_ms) / 1000.0, 1) AS mean_seconds, max(r.submitted_at) AS last_read "
-        "FROM reads r JOIN users u ON u.id = r.reader_id WHERE r.kind = 'read' AND NOT EXISTS "
-        "(SELECT 1 FROM reads x WHERE x.supersedes = r.id) GROUP BY u.name ORDER BY u.name", db.conn)
+        "FROM effective_reads r JOIN users u ON u.id = r.reader_id GROUP BY u.name ORDER BY u.name", db.conn)

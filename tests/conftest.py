@@ -16,6 +16,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from db.access import open_project  # noqa: E402
+from labeling.actors import SystemActor  # noqa: E402
+
+# Who sets up test projects: the shell, as the command line does (never an invented user).
+SHELL = SystemActor("system:tests")
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def db(data_dir):
     """A migrated project database in the temporary data folder."""
     database = open_project(data_dir)
     yield database
-    database.conn.close()
+    database.close()
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +94,31 @@ def photo_folder(src: Path, astronaut: np.ndarray, n: int, side: int, prefix: st
         rows.append({"file": f"{prefix}{i:03d}.jpg", "subject": f"{subject}{i // 7}", "movement": f"MV{i % 7}",
                      "source": "hospital"})
     return write_manifest(src / "m.csv", rows)
+
+
+def read_next(db, reader, label=None, cannot_grade=None, now=None):
+    """Claim `reader`'s next image and read it after looking at it for a second (past the minimum
+    viewing time); return (image_id, read_id), or None when nothing is left for them."""
+    import datetime as dt
+
+    from labeling.queue import claim_next, submit_read
+
+    t = now or dt.datetime.now(dt.timezone.utc)
+    claim = claim_next(db, reader, now=t - dt.timedelta(seconds=1))
+    if claim is None:
+        return None
+    return claim.image_id, submit_read(db, reader, claim.image_id, label, cannot_grade=cannot_grade, now=t)
+
+
+def signed_in(at, user):
+    """Sign `user` in for an AppTest run of the project in $FNP_DATA_DIR: a real session, its
+    token where the page looks for it (AppTest cannot send the browser's cookie); return `at`."""
+    from labeling.sessions import start_session
+    from ui.common import TEST_TOKEN, project_database
+
+    token, _ = start_session(project_database(), user)
+    at.session_state[TEST_TOKEN] = token
+    return at
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -17,6 +17,7 @@ from labeling.users import User, add_user
 from tests.test_audit_data import prediction, write_run
 from ui.agreement_page import TABS
 from ui.menu import PAGES
+from tests.conftest import signed_in, SHELL
 
 AGREEMENT = "from ui.agreement_page import agreement_page\nagreement_page()\n"
 PREDIAGNOSIS = "from ui.prediagnosis_page import prediagnosis_page\nprediagnosis_page()\n"
@@ -26,8 +27,7 @@ REFUSED = "You do not have access to this page."
 def page(script: str, user, **state) -> AppTest:
     """Run a page as `user` with extra session state (fewer bootstrap resamples keep tests quick)."""
     at = AppTest.from_string(script, default_timeout=120)
-    at.session_state["user"] = user
-    at.session_state["last_seen"] = dt.datetime.now(dt.timezone.utc)
+    signed_in(at, user)
     at.session_state["agreement_n_boot"] = 200
     for k, v in state.items():
         at.session_state[k] = v
@@ -68,7 +68,7 @@ def metric(at: AppTest, label: str) -> str:
     (["admin"], True, True),
 ])
 def test_each_page_checks_the_role_itself(db, roles, agreement_ok, prediagnosis_ok):
-    user = add_user(db, "someone", "a long password", roles)
+    user = add_user(db, "someone", "a long password", roles, actor=SHELL)
     for script, ok in ((AGREEMENT, agreement_ok), (PREDIAGNOSIS, prediagnosis_ok)):
         at = page(script, user)
         assert not at.exception
@@ -88,7 +88,7 @@ def test_menu_offers_the_pages_to_their_roles():
 
 
 def test_empty_project(db):
-    auditor = add_user(db, "aud", "a long password", ["auditor"])
+    auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     at = every_tab(page(AGREEMENT, auditor))
     assert "No reads yet" in texts(at) and metric(at, "Percent agreement") == "—"
     at = page(PREDIAGNOSIS, auditor)
@@ -114,7 +114,7 @@ def one_reader_project(db):
 
 def test_one_reader_project_then_new_data_is_offered_not_recomputed_on_every_click(db, monkeypatch):
     one_reader_project(db)
-    auditor = add_user(db, "aud", "a long password", ["auditor"])
+    auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     calls = []
     real = audit_data.load_audit_data
     monkeypatch.setattr("ui.agreement_page.load_audit_data", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -145,7 +145,7 @@ def test_one_reader_project_then_new_data_is_offered_not_recomputed_on_every_cli
 
 
 def test_a_failure_shows_a_reference_never_a_traceback(db, monkeypatch):
-    auditor = add_user(db, "aud", "a long password", ["auditor"])
+    auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
 
     def broken(*a, **k):
         raise RuntimeError("disk on fire")
@@ -166,9 +166,9 @@ def demo(tmp_path_factory):
     imported trainer run and an auditor. Built once for the module: rendering faces is slow."""
     folder = tmp_path_factory.mktemp("demo") / "data"
     db = open_project(folder)
-    load_demo(db, folder, subjects=2, seed=1, simulate_readers=0.8, workers=1)
-    settings.change(db, "range_min_count", 1, "test")  # 14 images: every cell has only 1-2 of them
-    carry_to_final(db, folder)
+    load_demo(db, folder, subjects=2, seed=1, simulate_readers=0.8, workers=1, actor=SHELL)
+    settings.change(db, "range_min_count", 1, SHELL)  # 14 images: every cell has only 1-2 of them
+    carry_to_final(db, folder, actor=SHELL)
     truth = db.execute("SELECT i.sha256, i.movement, g.label FROM images i JOIN ground_truth g ON g.image_id = i.id "
                        "ORDER BY i.id").fetchall()
     rows = []
@@ -176,10 +176,10 @@ def demo(tmp_path_factory):
         p = prediction(0, label, label if k % 4 else "N", movement=mv)
         rows.append({**p, "image_sha256": sha})
     run = write_run(tmp_path_factory.mktemp("runs") / "idfnp-demo", rows, config={"train": {"arch": "idfnp"}})
-    audit_data.import_predictions(db, run)
-    auditor = add_user(db, "aud", "a long password", ["auditor", "adjudicator"])
+    audit_data.import_predictions(db, run, actor=SHELL)
+    auditor = add_user(db, "aud", "a long password", ["auditor", "adjudicator"], actor=SHELL)
     yield SimpleNamespace(folder=folder, db=db, auditor=auditor)
-    db.conn.close()
+    db.close()
 
 
 def test_demo_agreement_page_shows_the_audit_in_every_tab(demo, monkeypatch):

@@ -20,6 +20,7 @@ from db.access import fetch_columns, transaction
 from db.migrations import CLASSES
 from labeling import audit_data as ad
 from labeling.cli import main
+from tests.conftest import SHELL
 
 PROBS = [f"prob_{c}" for c in CLASSES]
 
@@ -282,12 +283,12 @@ def test_one_index_classifier_uses_that_axis_only():
 def test_import_predictions_is_idempotent_and_feeds_the_audit(db, tmp_path):
     build_project(db)
     run = write_run(tmp_path / "idfnp-fold0", RUN_ROWS, config={"train": {"arch": "idfnp"}})
-    first = ad.import_predictions(db, run, actor="coo")
+    first = ad.import_predictions(db, run, actor=SHELL)
     assert (first.name, first.arch, first.created) == ("idfnp-fold0", "idfnp", True)
     assert (first.n_predictions, first.n_matched) == (4, 3)
-    again = ad.import_predictions(db, run)
+    again = ad.import_predictions(db, run, actor=SHELL)
     assert not again.created and "nothing changed" in again.message
-    renamed = ad.import_predictions(db, run, name="other-name")
+    renamed = ad.import_predictions(db, run, name="other-name", actor=SHELL)
     assert not renamed.created and renamed.name == "idfnp-fold0"
     assert db.execute("SELECT count(*) FROM model_runs").fetchone()[0] == 1
     assert db.execute("SELECT count(*) FROM model_predictions").fetchone()[0] == 4
@@ -311,11 +312,11 @@ def test_import_predictions_is_idempotent_and_feeds_the_audit(db, tmp_path):
 
 def test_a_changed_run_under_a_stored_name_is_refused(db, tmp_path):
     run = write_run(tmp_path / "r", RUN_ROWS)
-    ad.import_predictions(db, run)
+    ad.import_predictions(db, run, actor=SHELL)
     write_run(tmp_path / "r", RUN_ROWS[:2])
     with pytest.raises(ad.PredictionImportError, match="already imported"):
-        ad.import_predictions(db, run)
-    assert ad.import_predictions(db, run, name="r-v2").created
+        ad.import_predictions(db, run, actor=SHELL)
+    assert ad.import_predictions(db, run, name="r-v2", actor=SHELL).created
 
 
 @pytest.mark.parametrize("setup, message", [
@@ -383,7 +384,7 @@ def test_cli_agreement_on_an_empty_project(db, capsys):
 
 def test_subject_loaders(db, tmp_path):
     build_project(db)
-    ad.import_predictions(db, write_run(tmp_path / "run", RUN_ROWS))
+    ad.import_predictions(db, write_run(tmp_path / "run", RUN_ROWS), actor=SHELL)
     subjects = ad.list_subjects(db)
     assert subjects["code"].tolist() == ["S1", "S2"] and subjects["n_images"].tolist() == [2, 3]
     s1 = ad.subject_labels(db, "S1")

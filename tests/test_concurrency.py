@@ -4,9 +4,11 @@ import sqlite3
 import uuid
 
 from db.access import database_path, transaction
+from labeling import settings
 from labeling.queue import ensure_slots
 from labeling.users import add_user
 from tests.workers import result, start
+from tests.conftest import SHELL
 
 N_IMAGES = 80
 N_READERS = 6
@@ -20,9 +22,10 @@ def test_parallel_readers_lose_nothing_and_double_nothing(db, data_dir):
                          "mode, bytes, stored_path, imported_at) VALUES (?, 1, 'MV0', 'hospital', 0, 1, 1, 'JPEG', "
                          "'RGB', 1, 'x', 'x')", (uuid.uuid4().hex,))
     ensure_slots(db)
+    settings.change(db, "key_dwell_ms", 0, SHELL)  # machine-speed readers: the database under load, not people
     names = [f"r{i}" for i in range(N_READERS)]
     for n in names:
-        add_user(db, n, "a long password", ["reader"])
+        add_user(db, n, "a long password", ["reader"], actor=SHELL)
     procs = [start("reader_loop", str(data_dir), n, i, 90.0) for i, n in enumerate(names)]
     results = [result(p, timeout=300) for p in procs]
     assert sum(r["locked"] for r in results) == 0, [r["errors"][:3] for r in results]

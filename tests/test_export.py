@@ -27,11 +27,12 @@ from labeling.export import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, 
 from labeling.permissions import PermissionDenied
 from labeling.users import User, add_user
 from labeling.workflow import final_labels
+from tests.conftest import signed_in, SHELL
 
 SUBJECTS = 3
 N = SUBJECTS * 7  # images in the demo project, all carried to a final label
-COORD = User(0, "coord", frozenset({"coordinator"}))
-READER = User(0, "reader", frozenset({"reader"}))
+COORD = User(1, "coord", frozenset({"coordinator"}))  # the template's first account (checked there)
+READER = User(2, "reader", frozenset({"reader"}))
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +40,13 @@ def template(tmp_path_factory):
     """A data folder holding the demo carried to final labels (built once, never modified)."""
     folder = tmp_path_factory.mktemp("export-template") / "data"
     db = open_project(folder)
-    load_demo(db, folder, subjects=SUBJECTS, seed=0, workers=1)
-    settings.change(db, "range_min_count", 1, "test")  # every movement x class cell gets a box
-    carry_to_final(db, folder, accuracy=0.9, seed=0, actor="test")
+    assert add_user(db, "coord", "a long password", ["coordinator"], actor=SHELL) == COORD
+    assert add_user(db, "reader", "a long password", ["reader"], actor=SHELL) == READER
+    load_demo(db, folder, subjects=SUBJECTS, seed=0, workers=1, actor=SHELL)
+    settings.change(db, "range_min_count", 1, SHELL)  # every movement x class cell gets a box
+    carry_to_final(db, folder, accuracy=0.9, seed=0, actor=SHELL)
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.conn.close()
+    db.close()
     return folder
 
 
@@ -55,7 +58,7 @@ def project(template, tmp_path, monkeypatch):
     monkeypatch.setenv("FNP_DATA_DIR", str(folder))
     db = open_project(folder)
     yield db, folder
-    db.conn.close()
+    db.close()
 
 
 def _export(db, folder, name, **kw):
@@ -157,7 +160,7 @@ def test_blurry_or_distant_images_go_to_train_with_their_subject(project):
     assert len(not_train)
     sha = not_train.image_sha256.iloc[0]
     image_id = db.execute("SELECT id FROM images WHERE sha256 = ?", [sha]).fetchone()[0]
-    override_flag(db, image_id, "distant", True, "coord", "face too small in the frame")
+    override_flag(db, image_id, "distant", True, SHELL, "face too small in the frame")
     m = _manifest(_export(db, folder, "after").path)
     row = m[m.image_sha256 == sha].iloc[0]
     assert row.split == "train" and row["flags"] == "distant" and row.path.startswith("train/")
@@ -375,8 +378,7 @@ def _page(user):
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_string("from ui.export_page import export_page\nexport_page()\n", default_timeout=60)
-    at.session_state["user"] = user
-    at.session_state["last_seen"] = dt.datetime.now(dt.timezone.utc)
+    signed_in(at, user)
     return at.run()
 
 
@@ -387,7 +389,7 @@ def _texts(at) -> str:
 
 def test_export_page_for_a_coordinator(project):
     db, folder = project
-    user = add_user(db, "coord1", "a long password", ["coordinator"])
+    user = add_user(db, "coord1", "a long password", ["coordinator"], actor=SHELL)
     at = _page(user)
     assert not at.exception
     assert "Export a dataset" in _texts(at) and "Crop review" in _texts(at)
@@ -413,7 +415,7 @@ def test_export_page_for_a_coordinator(project):
 
 def test_export_page_refuses_a_reader(project):
     db, _ = project
-    user = add_user(db, "reader1", "a long password", ["reader"])
+    user = add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     at = _page(user)
     assert not at.exception
     assert "You do not have access to this page." in _texts(at)

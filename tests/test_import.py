@@ -15,8 +15,8 @@ from PIL import Image
 from asymmetry.imaging import decode_image
 from labeling.importer import import_folder, import_uploaded, read_zip
 from labeling.manifest import ManifestError, parse_manifest
-from labeling.users import User
-from tests.conftest import ROOT, face_variants, jpeg_bytes, photo_folder, write_manifest
+from labeling.users import add_user
+from tests.conftest import SHELL, ROOT, face_variants, jpeg_bytes, photo_folder, write_manifest
 from tests.corpus import build_corpus
 
 
@@ -29,7 +29,7 @@ def _issues_by_file(report):
 
 def test_bad_input_corpus_gets_one_clear_row_each_and_the_rest_goes_on(db, data_dir, tmp_path, astronaut):
     manifest, expect = build_corpus(tmp_path / "in", astronaut)
-    report = import_folder(db, data_dir, tmp_path / "in", manifest)
+    report = import_folder(db, data_dir, tmp_path / "in", manifest, actor=SHELL)
     issues = _issues_by_file(report)
     for name, (severity, phrase) in expect.items():
         if severity == "ok":
@@ -56,7 +56,7 @@ def test_originals_are_stored_content_addressed_and_unmodified(db, data_dir, tmp
         (src / f"p{i}.jpg").write_bytes(d)
     m = write_manifest(src / "m.csv", [{"file": f"p{i}.jpg", "subject": "S1", "movement": f"MV{i}", "source": "mobile"}
                                        for i in range(2)])
-    import_folder(db, data_dir, src, m)
+    import_folder(db, data_dir, src, m, actor=SHELL)
     for sha, path, mirrored in db.execute("SELECT sha256, stored_path, mirrored FROM images"):
         stored = (data_dir / path).read_bytes()
         import hashlib
@@ -73,8 +73,8 @@ def test_reimport_adds_nothing(db, data_dir, tmp_path, astronaut):
         (src / f"p{i}.jpg").write_bytes(d)
     m = write_manifest(src / "m.csv", [{"file": f"p{i}.jpg", "subject": "S1", "movement": "MV0", "source": "hospital"}
                                        for i in range(3)])
-    first = import_folder(db, data_dir, src, m)
-    second = import_folder(db, data_dir, src, m)
+    first = import_folder(db, data_dir, src, m, actor=SHELL)
+    second = import_folder(db, data_dir, src, m, actor=SHELL)
     assert (first.added, second.added, second.already_present) == (3, 0, 3)
     assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 3
     assert len(list((data_dir / "images").rglob("*.jpg"))) == 3
@@ -84,8 +84,8 @@ def test_conflicting_metadata_on_reimport_is_reported_not_applied(db, data_dir, 
     src = tmp_path / "in"
     src.mkdir()
     (src / "a.jpg").write_bytes(face_variants(astronaut, 1)[0])
-    import_folder(db, data_dir, src, write_manifest(src / "m.csv", [{"file": "a.jpg", "subject": "S1", "movement": "MV0", "source": "hospital"}]))
-    rep = import_folder(db, data_dir, src, write_manifest(src / "m.csv", [{"file": "a.jpg", "subject": "S2", "movement": "MV4", "source": "hospital"}]))
+    import_folder(db, data_dir, src, write_manifest(src / "m.csv", [{"file": "a.jpg", "subject": "S1", "movement": "MV0", "source": "hospital"}]), actor=SHELL)
+    rep = import_folder(db, data_dir, src, write_manifest(src / "m.csv", [{"file": "a.jpg", "subject": "S2", "movement": "MV4", "source": "hospital"}]), actor=SHELL)
     assert any("already imported as subject S1" in i.reason for i in rep.issues)
     assert db.execute("SELECT movement FROM images").fetchone()[0] == "MV0"
 
@@ -102,7 +102,7 @@ def test_unusable_manifest_is_one_error_and_nothing_is_imported(db, data_dir, tm
     (src / "a.jpg").write_bytes(face_variants(astronaut, 1)[0])
     (src / "m.csv").write_bytes(content)
     with pytest.raises(ManifestError, match=phrase):
-        import_folder(db, data_dir, src, src / "m.csv")
+        import_folder(db, data_dir, src, src / "m.csv", actor=SHELL)
     assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM imports").fetchone()[0] == 0
 
@@ -166,7 +166,7 @@ def test_zip_upload_and_unsafe_members(db, data_dir, astronaut):
     assert set(files) == {"photos/a.jpg"}
     assert any("escapes" in i.reason for i in issues)
     rep = import_uploaded(db, data_dir, b"file,subject,movement,source\na.jpg,S1,MV0,hospital\n", "m.csv", files, issues=issues,
-                          actor=User(0, "coord", frozenset({"coordinator"})))
+                          actor=add_user(db, "coord", "a long password", ["coordinator"], actor=SHELL))
     assert rep.added == 1
     assert read_zip(b"not a zip")[1][0].severity == "error"
 

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_browser import page, server  # noqa: F401  (fixtures)
+from tests.browser import PASSWORD, chromium, page, server, sign_in  # noqa: F401  (fixtures)
+from tests.conftest import SHELL
 
 pytestmark = pytest.mark.slow
-PASSWORD = "a long enough password"
 
 
 @pytest.fixture
@@ -24,11 +24,11 @@ def prepared(data_dir):
     from labeling.users import add_user
 
     db = open_project(data_dir)
-    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
-    measure_pending(db, data_dir, workers=1)
-    add_user(db, "boss", PASSWORD, ["admin"])
-    jud = add_user(db, "jud", PASSWORD, ["adjudicator"])
-    readers = [add_user(db, f"reader{i}", PASSWORD, ["reader"]) for i in (1, 2)]
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
+    measure_pending(db, data_dir, workers=1, actor=SHELL)
+    add_user(db, "boss", PASSWORD, ["admin"], actor=SHELL)
+    jud = add_user(db, "jud", PASSWORD, ["adjudicator"], actor=SHELL)
+    readers = [add_user(db, f"reader{i}", PASSWORD, ["reader"], actor=SHELL) for i in (1, 2)]
     image_id = db.execute("SELECT image_id FROM measurements WHERE status = 'ok' ORDER BY image_id LIMIT 1").fetchone()[0]
     with transaction(db) as c:
         for reader, label in zip(readers, ("L1", "R2")):
@@ -43,11 +43,7 @@ def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepare
     from labeling.landmark_edits import landmark_state
 
     data_dir, image_id, _ = prepared
-    page.goto(server)
-    page.get_by_label("User name").fill("jud")
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Adjudicate").click()
+    sign_in(page, server, "jud", path="/adjudicate")
     page.get_by_text("image(s) waiting").wait_for()
     started = time.monotonic()
     page.get_by_text("Correct the landmarks").click()

@@ -20,15 +20,16 @@ from labeling.landmark_edits import LandmarkEditError, correct_landmarks, correc
 from labeling.permissions import PermissionDenied
 from labeling.users import add_user
 from labeling.workflow import image_states, learn_and_store_ranges, run_check2
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHELL
 
 
 @pytest.fixture
 def project(db, data_dir):
     """One synthetic subject (7 photos) measured, a coordinator, an adjudicator and a reader."""
-    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
-    measure_pending(db, data_dir, workers=1)
-    users = {r: add_user(db, f"u-{r}", "a long password", [r]) for r in ("coordinator", "adjudicator", "reader")}
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
+    measure_pending(db, data_dir, workers=1, actor=SHELL)
+    users = {r: add_user(db, f"u-{r}", "a long password", [r], actor=SHELL)
+             for r in ("coordinator", "adjudicator", "reader")}
     return db, data_dir, users
 
 
@@ -125,17 +126,17 @@ def test_what_is_refused_writes_nothing(project):
 
 def test_check_2_runs_again_on_the_corrected_indices(project):
     db, _, users = project
-    settings.change(db, "range_min_count", 1, "test")
+    settings.change(db, "range_min_count", 1, SHELL)
     # Two readers agree on every image (the generator's class): every image has a consensus.
     truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
-    second = add_user(db, "u-reader-2", "a long password", ["reader"])
+    second = add_user(db, "u-reader-2", "a long password", ["reader"], actor=SHELL)
     with transaction(db) as c:
         for image_id, label in truth.items():
             for reader in (users["reader"], second):
                 c.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?,?,?,?)",
                           (image_id, reader.id, label, "2026-01-01T00:00:00.000+00:00"))
     table = learn_and_store_ranges(db, users["coordinator"])
-    run_check2(db)
+    run_check2(db, SHELL)
     image_id = _first_image(db)
     first = db.execute("SELECT count(*) FROM check2_results WHERE image_id = ?", [image_id]).fetchone()[0]
     assert first == 1
@@ -165,7 +166,7 @@ def test_export_crop_and_a_new_landmark_model_follow_the_correction(project, mon
     corrected = landmark_state(db, image_id).points
     # A new landmark model measures every photo again; the correction stays in use.
     monkeypatch.setattr(measure, "LANDMARK_VERSION", "landmarks-next")
-    assert measure.measure_pending(db, data_dir, workers=1) == {"ok": 7}
+    assert measure.measure_pending(db, data_dir, workers=1, actor=SHELL) == {"ok": 7}
     points, auto, correction_id = db.execute(
         "SELECT points, auto_points, correction_id FROM measurements WHERE image_id = ? AND landmark_version = "
         "'landmarks-next'", [image_id]).fetchone()

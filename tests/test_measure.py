@@ -11,7 +11,7 @@ from asymmetry.crop import crop_box, crop_for_model
 from asymmetry.measure import effective_flags, measure_pending, measure_photo, pending
 from labeling.demo import load_demo
 from labeling.synthetic import make_image
-from tests.conftest import ROOT, jpeg_bytes
+from tests.conftest import SHELL, ROOT, jpeg_bytes
 
 
 def test_statuses_for_no_face_two_faces_and_unreadable(astronaut):
@@ -27,11 +27,11 @@ def test_statuses_for_no_face_two_faces_and_unreadable(astronaut):
 
 
 def test_run_stores_once_and_resumes(db, data_dir):
-    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
     assert len(pending(db, data_dir)) == 7
-    counts = measure_pending(db, data_dir, workers=1)
+    counts = measure_pending(db, data_dir, workers=1, actor=SHELL)
     assert counts == {"ok": 7}
-    assert pending(db, data_dir) == [] and measure_pending(db, data_dir) == {}
+    assert pending(db, data_dir) == [] and measure_pending(db, data_dir, actor=SHELL) == {}
     row = db.execute("SELECT points, indices, side, rgas FROM measurements LIMIT 1").fetchone()
     assert len(json.loads(row[0])) == 68 and "rgas_signed" in json.loads(row[1])
 
@@ -40,14 +40,14 @@ def test_a_new_index_version_is_recomputed_from_stored_points_without_dlib(db, d
     import asymmetry.measure as measure
     from asymmetry.indices import compute_indices
 
-    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
-    measure_pending(db, data_dir, workers=1)
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
+    measure_pending(db, data_dir, workers=1, actor=SHELL)
     # A formula change: the same landmarks, a new index version. No photo may be decoded again.
     monkeypatch.setattr(measure, "INDEX_VERSION", "asym-test-next")
     monkeypatch.setattr(measure, "measure_photo", lambda *a, **k: pytest.fail("decoded a photo again"))
     assert len(pending(db, data_dir)) == 7
-    assert measure_pending(db, data_dir, workers=1) == {"reindexed": 7}
-    assert pending(db, data_dir) == [] and measure_pending(db, data_dir, workers=1) == {}
+    assert measure_pending(db, data_dir, workers=1, actor=SHELL) == {"reindexed": 7}
+    assert pending(db, data_dir) == [] and measure_pending(db, data_dir, workers=1, actor=SHELL) == {}
     rows = db.execute("SELECT m.points, i.mirrored, m.rgas, m.side, m.blurry, m.distant, m.sharpness FROM measurements m "
                       "JOIN images i ON i.id = m.image_id WHERE index_version = 'asym-test-next'").fetchall()
     old = db.execute("SELECT blurry, distant, sharpness FROM measurements WHERE index_version <> 'asym-test-next' "
@@ -59,14 +59,14 @@ def test_a_new_index_version_is_recomputed_from_stored_points_without_dlib(db, d
 
 
 def test_quality_override_wins_and_is_append_only(db, data_dir):
-    load_demo(db, data_dir, subjects=1, seed=5, workers=1)
-    measure_pending(db, data_dir, workers=1)
+    load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
+    measure_pending(db, data_dir, workers=1, actor=SHELL)
     image_id = db.execute("SELECT id FROM images LIMIT 1").fetchone()[0]
     from asymmetry.measure import override_flag
 
-    override_flag(db, image_id, "blurry", True, "coord", "motion blur on the lips")
+    override_flag(db, image_id, "blurry", True, SHELL, "motion blur on the lips")
     assert effective_flags(db, image_id)["blurry"] is True
-    override_flag(db, image_id, "blurry", False, "coord", "second look: fine")
+    override_flag(db, image_id, "blurry", False, SHELL, "second look: fine")
     assert effective_flags(db, image_id)["blurry"] is False
     with pytest.raises(Exception, match="append-only"):
         db.execute("DELETE FROM quality_overrides")

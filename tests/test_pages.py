@@ -8,14 +8,14 @@ from streamlit.testing.v1 import AppTest
 from labeling.demo import load_demo
 from labeling.users import add_user
 from ui.menu import PAGES
+from tests.conftest import signed_in, SHELL
 
 ROLES = ["reader", "adjudicator", "coordinator", "auditor", "admin"]
 
 
 def _run(fn_name, module, user):
     at = AppTest.from_string(f"from {module} import {fn_name}\n{fn_name}()\n", default_timeout=60)
-    at.session_state["user"] = user
-    at.session_state["last_seen"] = dt.datetime.now(dt.timezone.utc)
+    signed_in(at, user)
     return at.run()
 
 
@@ -33,8 +33,12 @@ def project(tmp_path_factory):
     old = os.environ.get("FNP_DATA_DIR")
     os.environ["FNP_DATA_DIR"] = str(folder)
     db = open_project(folder)
-    load_demo(db, folder, subjects=1, seed=9, workers=1)
-    users = {role: add_user(db, f"u-{role}", "a long password", [role]) for role in ROLES}
+    load_demo(db, folder, subjects=1, seed=9, workers=1, actor=SHELL)
+    # Roles and blinding are tested here, not viewing times (tests/test_deliberate.py): reads go at once.
+    from labeling import settings
+
+    settings.change(db, "key_dwell_ms", 0, SHELL)
+    users = {role: add_user(db, f"u-{role}", "a long password", [role], actor=SHELL) for role in ROLES}
     yield db, folder, users
     if old is None:
         del os.environ["FNP_DATA_DIR"]
@@ -57,23 +61,28 @@ def test_every_page_for_every_role(project, role):
     assert after == before  # opening pages writes no read or decision
 
 
-def test_reader_labels_with_the_buttons_and_gets_the_next_image(project):
+def test_reader_page_shows_the_held_image_and_takes_a_cannot_grade_with_its_reason(project):
+    """The label keys live in the browser (tests/test_readers_server.py drives them); here the page's
+    own widgets: the held image's movement, and 'cannot grade', which insists on a reason."""
     db, _, users = project
-    reader = add_user(db, "keyboard-reader", "a long password", ["reader"])
+    reader = add_user(db, "page-reader", "a long password", ["reader"], actor=SHELL)
     at = _run("read_page", "ui.read_page", reader)
     assert not at.exception
-    assert at.subheader[0].value.startswith("MV")  # the movement of the held image
-    assert at.get("image"), "the image is shown"
-    first = db.execute("SELECT image_id FROM read_slots WHERE reader_id = ? AND read_id IS NULL", [reader.id]).fetchone()[0]
-    at.button(key="btn_L2").click().run()
+    first = db.execute("SELECT image_id, movement FROM read_slots s JOIN images i ON i.id = s.image_id "
+                       "WHERE reader_id = ? AND read_id IS NULL", [reader.id]).fetchone()
+    assert any(m.value.startswith(f"**{first[1]} —") for m in at.markdown)  # the movement of the held image
+    submit = next(b for b in at.button if b.label == "Submit 'cannot grade'")
+    submit.click().run()
+    assert "Say why the image cannot be graded." in [e.value for e in at.error]
+    assert at.expander[0].proto.expanded  # the box the message asks for stays open
+    assert db.execute("SELECT count(*) FROM reads WHERE reader_id = ?", [reader.id]).fetchone()[0] == 0
+    at.text_input(key="cannot_reason").input("eyes out of frame")
+    next(b for b in at.button if b.label == "Submit 'cannot grade'").click().run()
     assert not at.exception
-    row = db.execute("SELECT image_id, label FROM reads WHERE reader_id = ?", [reader.id]).fetchone()
-    assert row == (first, "L2")
-    held = db.execute("SELECT image_id FROM read_slots WHERE reader_id = ? AND read_id IS NULL", [reader.id]).fetchone()[0]
-    assert held != first
-    # Undo brings the first image back to this reader; the read stays in the table, superseded.
-    at.button[0].click().run()
-    assert db.execute("SELECT count(*) FROM reads WHERE reader_id = ? AND kind = 'undo'", [reader.id]).fetchone()[0] == 1
+    assert db.execute("SELECT image_id, label, cannot_grade FROM reads WHERE reader_id = ?", [reader.id]).fetchone() == \
+        (first[0], None, "eyes out of frame")
+    held = db.execute("SELECT image_id FROM read_slots WHERE reader_id = ? AND read_id IS NULL", [reader.id]).fetchone()
+    assert held is None or held[0] != first[0]  # the next image, if any is left for this reader
 
 
 def test_read_page_shows_no_other_read(project):
@@ -81,8 +90,8 @@ def test_read_page_shows_no_other_read(project):
     db, _, users = project
     from labeling.queue import claim_next, submit_read
 
-    a = add_user(db, "blind-a", "a long password", ["reader"])
-    b = add_user(db, "blind-b", "a long password", ["reader"])
+    a = add_user(db, "blind-a", "a long password", ["reader"], actor=SHELL)
+    b = add_user(db, "blind-b", "a long password", ["reader"], actor=SHELL)
     c = claim_next(db, a)
     submit_read(db, a, c.image_id, "R3", cannot_grade=None)
     at = _run("read_page", "ui.read_page", b)
@@ -106,7 +115,11 @@ def _write_calls(folder):
     from labeling.importer import import_uploaded
     from labeling.landmark_edits import correct_landmarks
     from labeling.queue import claim_next, submit_read, undo_last_read
-    from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges
+    from asymmetry.measure import measure_pending, override_flag
+    from labeling.audit_data import import_predictions
+    from labeling.auth import unlock
+    from labeling.users import change_own_password, reset_password, set_active, set_roles
+    from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges, run_check2
 
     manifest = b"file,subject,movement,source\n"
     return [
@@ -123,7 +136,16 @@ def _write_calls(folder):
         ("export", "correct_crop", lambda db, u: correct_crop(db, u, 1, (10, 10, 200, 200), "matrix")),
         ("landmarks.correct", "correct_landmarks", lambda db, u: correct_landmarks(db, u, 1, [[5.0, 5.0]] * 68)),
         ("settings.manage", "settings.change", lambda db, u: settings.change(db, "undo_seconds", 120, u)),
-        ("users.manage", "add_user", lambda db, u: add_user(db, f"new-{u.id}", "a long password", ["reader"], actor=u)),
+        ("users.manage", "add_user", lambda db, u: add_user(db, "new-" + u.name.replace(":", "-"), "a long password", ["reader"], actor=u)),
+        ("users.manage", "set_roles", lambda db, u: set_roles(db, "no-such-user", ["reader"], actor=u)),
+        ("users.manage", "set_active", lambda db, u: set_active(db, "no-such-user", False, actor=u)),
+        ("users.manage", "reset_password", lambda db, u: reset_password(db, "no-such-user", "a long password", actor=u)),
+        ("users.manage", "unlock", lambda db, u: unlock(db, "no-such-user", actor=u)),
+        ("account.own", "change_own_password", lambda db, u: change_own_password(db, u, "wrong", "another password")),
+        ("measure", "measure_pending", lambda db, u: measure_pending(db, folder, workers=1, actor=u)),
+        ("quality.override", "override_flag", lambda db, u: override_flag(db, 1, "blurry", True, u, "matrix")),
+        ("check2.run", "run_check2", lambda db, u: run_check2(db, u)),
+        ("predictions.import", "import_predictions", lambda db, u: import_predictions(db, folder / "no-run", actor=u)),
         ("audit.view", "audit_events", lambda db, u: audit_events(db, u)),
     ]
 
@@ -135,12 +157,15 @@ def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_d
     db.execute("INSERT INTO subjects (code, created_at) VALUES ('S1', 'x')")
     db.execute("INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, mode, bytes, "
                "stored_path, imported_at) VALUES ('h1', 1, 'MV0', 'hospital', 0, 400, 400, 'JPEG', 'RGB', 1, 'x', 'x')")
-    users = [add_user(db, f"m-{r}", "a long password", [r]) for r in ROLES]
-    users.append(add_user(db, "m-two-hats", "a long password", ["reader", "coordinator"]))
+    users = [add_user(db, f"m-{r}", "a long password", [r], actor=SHELL) for r in ROLES]
+    users.append(add_user(db, "m-two-hats", "a long password", ["reader", "coordinator"], actor=SHELL))
     users.append(User(999, "m-disabled", frozenset(ROLES), active=False))
     calls = _write_calls(data_dir)
     assert {a for a, _, _ in calls} >= set(ACTIONS) - {"status.view", "status.states", "demo.load", "agreement.view",
                                                         "prediagnosis.view"}
+    from labeling.actors import SystemActor
+
+    users.append(SystemActor("system:matrix"))  # the shell: the project's machinery, never a read or a decision
     matrix = {}
     for user in users:
         for action, name, call in calls:
@@ -154,13 +179,17 @@ def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_d
                 refused = False
             matrix[user.name, name] = "refused" if refused else "allowed"
             assert refused != allowed(user, action), f"{name} as {user.name}"
+            if isinstance(user, SystemActor):
+                # A landmark correction is a person's placement of points on a photo: named users only.
+                assert refused == (action in ("read.submit", "adjudicate", "account.own", "landmarks.correct")), name
             if refused:
                 assert db.conn.total_changes == before, f"refused {name} as {user.name} still wrote"
     # Spelled out for the reader of this test: who may write what.
     assert [n for (u, n), v in matrix.items() if u == "m-reader" and v == "allowed"] == [
-        "claim_next", "submit_read", "undo_last_read", "image_for_reader"]
+        "claim_next", "submit_read", "undo_last_read", "image_for_reader", "change_own_password"]
     assert not [n for (u, n), v in matrix.items() if u in ("m-auditor", "m-disabled") and v == "allowed"
-                and n != "audit_events"]
+                and n not in ("audit_events", "change_own_password")]
+    assert matrix["m-disabled", "change_own_password"] == "refused"
     assert matrix["m-auditor", "audit_events"] == "allowed" and matrix["m-disabled", "audit_events"] == "refused"
 
 
@@ -173,8 +202,8 @@ def test_nothing_a_reader_can_reach_shows_another_read(project):
     from labeling.status import project_summary
 
     db, _, users = project
-    a = add_user(db, "blind2-a", "a long password", ["reader"])
-    b = add_user(db, "blind2-b", "a long password", ["reader"])
+    a = add_user(db, "blind2-a", "a long password", ["reader"], actor=SHELL)
+    b = add_user(db, "blind2-b", "a long password", ["reader"], actor=SHELL)
     first = claim_next(db, a)
     submit_read(db, a, first.image_id, "R3")
     with pytest.raises(PermissionDenied):

@@ -25,7 +25,7 @@ import pytest
 from db.access import open_project, transaction
 from labeling import settings
 from labeling.users import User, add_user
-from tests.conftest import ROOT, photo_folder
+from tests.conftest import ROOT, SHELL, photo_folder, read_next
 from tests.workers import result, start
 
 HAMMER_SECONDS = float(os.environ.get("FNP_HAMMER_SECONDS", "60"))
@@ -106,20 +106,18 @@ def final_template(tmp_path_factory, astronaut):
     db = open_project(folder)
     from asymmetry.measure import measure_pending
     from labeling.importer import import_folder
-    from labeling.queue import claim_next, submit_read
-
-    import_folder(db, folder, src, manifest)
-    assert measure_pending(db, folder, workers=1) == {"ok": TEMPLATE_IMAGES}
-    settings.change(db, "check2_enabled", False, "test")  # two agreeing reads make a final label
+    import_folder(db, folder, src, manifest, actor=SHELL)
+    assert measure_pending(db, folder, workers=1, actor=SHELL) == {"ok": TEMPLATE_IMAGES}
+    settings.change(db, "check2_enabled", False, SHELL)  # two agreeing reads make a final label
     for name in ("template-a", "template-b"):
-        reader = add_user(db, name, "a long password", ["reader"])
-        while (claim := claim_next(db, reader)) is not None:
-            submit_read(db, reader, claim.image_id, "N")
+        reader = add_user(db, name, "a long password", ["reader"], actor=SHELL)
+        while read_next(db, reader, "N") is not None:
+            pass
     from labeling.workflow import final_labels
 
     assert len(final_labels(db)) == TEMPLATE_IMAGES
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.conn.close()
+    db.close()
     return folder
 
 
@@ -141,9 +139,12 @@ def test_hammer_8_readers_an_adjudicator_and_an_exporting_coordinator(final_temp
     from labeling.queue import ensure_slots
 
     ensure_slots(db)
-    readers = [add_user(db, f"hammer-r{i}", "a long password", ["reader"]).name for i in range(HAMMER_READERS)]
-    judge = add_user(db, "hammer-judge", "a long password", ["adjudicator"]).name
-    db.conn.close()
+    # Machine-speed readers measure the database under load, not people: no minimum viewing time
+    # (tests/test_deliberate.py and the browser tests hold the people to it).
+    settings.change(db, "key_dwell_ms", 0, SHELL)
+    readers = [add_user(db, f"hammer-r{i}", "a long password", ["reader"], actor=SHELL).name for i in range(HAMMER_READERS)]
+    judge = add_user(db, "hammer-judge", "a long password", ["adjudicator"], actor=SHELL).name
+    db.close()
 
     t0 = time.time()
     procs = [start("hammer_reader", str(folder), n, i, HAMMER_SECONDS, 0.08) for i, n in enumerate(readers)]
@@ -242,9 +243,10 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
     data = tmp_path / "data"
     dbfile = data / "fnp.sqlite3"
     db = open_project(data)
-    readers = [add_user(db, f"crash-r{i}", "a long password", ["reader"]) for i in range(2)]
-    judge = add_user(db, "crash-judge", "a long password", ["adjudicator"])
-    db.conn.close()
+    readers = [add_user(db, f"crash-r{i}", "a long password", ["reader"], actor=SHELL) for i in range(2)]
+    judge = add_user(db, "crash-judge", "a long password", ["adjudicator"], actor=SHELL)
+    settings.change(db, "key_dwell_ms", 0, SHELL)  # machine-speed readers (see the hammer)
+    db.close()
     kills, took, t = {}, {}, time.time()
 
     # -- import: photos committed one by one; a killed import is finished by running it again
@@ -346,12 +348,12 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
 
     # -- export: every image gets a final label, then exports are killed at random moments
     db = open_project(data)
-    settings.change(db, "check2_enabled", False, "test")  # agreed = final; disagreements go to the adjudicator
+    settings.change(db, "check2_enabled", False, SHELL)  # agreed = final; disagreements go to the adjudicator
     from labeling.workflow import adjudicate, adjudication_queue
 
     for image_id in adjudication_queue(db, judge).image_id:
         adjudicate(db, judge, int(image_id), "N")
-    db.conn.close()
+    db.close()
     exports = data / "exports"
     deadline = time.time() + 2 * STEP_DEADLINE
     killed_names, attempt = [], 0
@@ -387,7 +389,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
             export_dataset(db, data, name, actor=User(0, "test", frozenset({"coordinator"})), workers=1)
         except ExportError as exc:
             assert "already exists" in str(exc)
-    db.conn.close()
+    db.close()
     whole = assert_exports_whole(exports)
     assert set(killed_names) <= set(whole)
     assert not [p.name for p in exports.iterdir() if p.name.startswith(".")], "stale partial exports were left"

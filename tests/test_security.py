@@ -24,11 +24,10 @@ import pytest
 from db.access import audit, database_path, open_project, transaction
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
 from labeling.users import User, add_user
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SHELL, read_next, signed_in
 from tests.corpus import FORMULAS, build_hostile_corpus
-from tests.test_browser import page, server  # noqa: F401 - fixtures: the real server and Debian's Chromium
+from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
 
-COORD = User(0, "coord", frozenset({"coordinator"}))
 # What a user could type into any free-text field: SQL, HTML/script, a spreadsheet formula, odd text.
 HOSTILE = ("x'); DROP TABLE reads; --", "\" OR 1=1 --", "<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
            *FORMULAS, "Ünïcødé — 眼睑 \u202e", "a" * 600)
@@ -108,21 +107,21 @@ def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, t
 
     manifest, _ = build_hostile_corpus(tmp_path / "in", astronaut)
     files = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir() if p.name != "manifest.csv"}
-    rep = import_uploaded(db, data_dir, manifest.read_bytes(), "manifest.csv", files, actor=COORD)
+    rep = import_uploaded(db, data_dir, manifest.read_bytes(), "manifest.csv", files, actor=SHELL)
     report = to_csv_bytes(_report_frame(import_issues(db, rep.import_id)))
     assert_formula_safe(report, [f"{f}.jpg" for f in FORMULAS[:4]])
     # No face and two faces are found by measurement, which says so per image (check 2 then sends
     # them to adjudication with "the face could not be measured").
     from asymmetry.measure import measure_pending
 
-    measure_pending(db, data_dir, workers=1)
+    measure_pending(db, data_dir, workers=1, actor=SHELL)
     status = dict(db.execute("SELECT n.original_name, m.status FROM measurements m JOIN image_names n "
                              "ON n.image_id = m.image_id").fetchall())
     assert (status["noface.jpg"], status["twofaces.jpg"], status["huge.jpg"]) == ("no_face", "multiple_faces", "ok")
 
     for name in FORMULAS:  # sign-in attempts record the typed name in the audit log
         assert sign_in(db, name, "wrong password").user is None
-    auditor = add_user(db, "aud", "a long password", ["auditor"])
+    auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     assert_formula_safe(to_csv_bytes(audit_events(db, auditor)), [f.lower() for f in FORMULAS])  # names are lower-cased
 
     from labeling.agreement import report_csv
@@ -134,7 +133,7 @@ def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, t
     pd.DataFrame([{"image_sha256": sha, "split": "test", "fold": 0, "movement": "MV0", "label": "N", "predicted": "N",
                    **{f"prob_{c}": 1.0 if c == "N" else 0.0 for c in ("N", "L1", "L2", "L3", "R1", "R2", "R3")}}]
                  ).to_csv(run / "predictions.csv", index=False)
-    import_predictions(db, run, name=FORMULAS[0])
+    import_predictions(db, run, name=FORMULAS[0], actor=SHELL)
     data = load_audit_data(db)
     assert_formula_safe(report_csv(data.audit(n_boot=0)).encode(), [FORMULAS[0]])
 
@@ -172,19 +171,18 @@ def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
 
     schema = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
     ids = _images(db, n=len(HOSTILE))
-    a = add_user(db, "reader-a", "a long password", ["reader"])
-    b = add_user(db, "reader-b", "a long password", ["reader"])
-    judge = add_user(db, "judge", "a long password", ["adjudicator"])
+    a = add_user(db, "reader-a", "a long password", ["reader"], actor=SHELL)
+    b = add_user(db, "reader-b", "a long password", ["reader"], actor=SHELL)
+    judge = add_user(db, "judge", "a long password", ["adjudicator"], actor=SHELL)
     for text in HOSTILE:
         for reader in (a, b):  # both readers cannot grade it, with the hostile text as the reason
-            c = claim_next(db, reader)
-            submit_read(db, reader, c.image_id, cannot_grade=text)
-        adjudicate(db, judge, c.image_id, exclude_reason=text)
-        correct_crop(db, COORD, c.image_id, (10, 10, 200, 200), text)
-        override_flag(db, c.image_id, "blurry", True, "coord", text)
+            image_id, _ = read_next(db, reader, cannot_grade=text)
+        adjudicate(db, judge, image_id, exclude_reason=text)
+        correct_crop(db, SHELL, image_id, (10, 10, 200, 200), text)
+        override_flag(db, image_id, "blurry", True, SHELL, text)
         assert sign_in(db, text, text).user is None
         with pytest.raises(UserError):
-            add_user(db, text, "a long password", ["reader"])
+            add_user(db, text, "a long password", ["reader"], actor=SHELL)
     assert db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema
     stored = [r[0] for r in db.execute("SELECT cannot_grade FROM reads WHERE reader_id = ? ORDER BY id", [a.id])]
     assert stored == [t[:500] for t in HOSTILE]  # verbatim (reasons are capped at 500 characters)
@@ -194,7 +192,7 @@ def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
     assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 3
     assert db.execute("SELECT count(*) FROM reads").fetchone()[0] == 2 * len(ids)
     # The audit search treats its text as text, LIKE wildcards and quotes included.
-    auditor = add_user(db, "aud", "a long password", ["auditor"])
+    auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     assert len(audit_events(db, auditor, text="' OR 1=1 --")) == 0
     assert len(audit_events(db, auditor, actor="x' OR '1'='1")) == 0
     assert len(audit_events(db, auditor, text="DROP TABLE reads")) > 0
@@ -214,10 +212,11 @@ def test_html_report_escapes_every_user_string(db, data_dir, tmp_path):
     from labeling.queue import claim_next, submit_read
 
     ids = _images(db, n=4)
-    readers = [add_user(db, f"r{i}", "a long password", ["reader"]) for i in range(2)]
+    readers = [add_user(db, f"r{i}", "a long password", ["reader"], actor=SHELL) for i in range(2)]
     for r in readers:
         while (c := claim_next(db, r)) is not None:
-            submit_read(db, r, c.image_id, "N" if c.image_id % 2 else "L1")
+            submit_read(db, r, c.image_id, "N" if c.image_id % 2 else "L1", now=dt.datetime.fromisoformat(c.claimed_at)
+                        + dt.timedelta(seconds=1))
     shas = [r[0] for r in db.execute("SELECT sha256 FROM images ORDER BY id")]
     run = tmp_path / "run"
     run.mkdir()
@@ -225,7 +224,7 @@ def test_html_report_escapes_every_user_string(db, data_dir, tmp_path):
                    **{f"prob_{c}": 1.0 if c == "N" else 0.0 for c in ("N", "L1", "L2", "L3", "R1", "R2", "R3")}}
                   for s in shas]).to_csv(run / "predictions.csv", index=False)
     evil = "<img src=x onerror=alert(1)><script>alert(2)</script>"
-    import_predictions(db, run, name=evil)
+    import_predictions(db, run, name=evil, actor=SHELL)
     data = load_audit_data(db)
     page = report_html(data.audit(n_boot=0), points=data.points, boxes=data.boxes, title=evil)
     # Nowhere raw: headings and tables are HTML-escaped, plotly's JSON writes '<' as \u003c.
@@ -247,8 +246,8 @@ def test_prediagnosis_markdown_shows_a_hostile_subject_code_as_text():
 @pytest.fixture
 def coordinator_account(data_dir):
     db = open_project(data_dir)
-    add_user(db, "coord", "a long password", ["coordinator"])
-    db.conn.close()
+    add_user(db, "coord", "a long password", ["coordinator"], actor=SHELL)
+    db.close()
     return "coord", "a long password"
 
 
@@ -335,7 +334,7 @@ def test_import_page_reports_the_bad_input_corpus_like_the_command_line(coordina
 def test_sign_in_throttling_per_name_with_expiry(db):
     from labeling.auth import LOCKOUT, MAX_FAILURES, sign_in
 
-    add_user(db, "reader1", "a long password", ["reader"])
+    add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     t0 = dt.datetime.now(dt.timezone.utc)
     for i in range(MAX_FAILURES):
         assert sign_in(db, "Reader1 " if i % 2 else "reader1", "nope", now=t0).message == "Wrong user name or password."
@@ -355,7 +354,7 @@ def test_sign_in_throttling_per_name_with_expiry(db):
 def test_throttling_survives_a_restart_and_cannot_be_reset_by_sql(db, data_dir):
     from labeling.auth import MAX_FAILURES, sign_in
 
-    add_user(db, "reader1", "a long password", ["reader"])
+    add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     for _ in range(MAX_FAILURES):
         sign_in(db, "reader1", "nope")
     raw = sqlite3.connect(database_path(data_dir))
@@ -382,46 +381,50 @@ def test_unknown_names_cost_a_password_check_too(db, monkeypatch):
             return real.verify(stored, password)
 
     monkeypatch.setattr(users, "_hasher", Counting())
-    add_user(db, "reader1", "a long password", ["reader"])
+    add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     assert users.check_password(db, "reader1", "nope") is None
     assert users.check_password(db, "nobody-at-all", "nope") is None
     assert len(calls) == 2 and calls[1].startswith("$argon2id$")
 
 
-def test_idle_expiry_boundary_disabled_accounts_and_sign_out(db, data_dir):
-    from streamlit.testing.v1 import AppTest
+def test_sessions_end_when_idle_expired_deactivated_or_revoked_and_store_no_token(db, data_dir):
+    from labeling import sessions, settings
+    from labeling.users import set_active
 
-    from labeling.auth import IDLE_TIMEOUT, session_expired
-    from labeling.queue import claim_next
-
+    reader = add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
+    other = add_user(db, "reader2", "a long password", ["reader"], actor=SHELL)
     t = dt.datetime.now(dt.timezone.utc)
-    assert not session_expired(t - IDLE_TIMEOUT + dt.timedelta(seconds=5), t)
-    assert session_expired(t - IDLE_TIMEOUT - dt.timedelta(seconds=5), t)
-    reader = add_user(db, "reader1", "a long password", ["reader"])
-    _images(db, n=2)
-    held = claim_next(db, reader)
-
-    def app():
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        at.session_state["user"] = reader
-        at.session_state["last_seen"] = dt.datetime.now(dt.timezone.utc)
-        return at.run()
-
-    at = app()
-    assert not at.exception
-    at.sidebar.button[0].click().run()  # Sign out: the held image goes back to the pool, the session is emptied
-    assert "user" not in at.session_state.to_dict()
-    assert db.execute("SELECT lease_expires FROM read_slots WHERE image_id = ? AND slot = ?",
-                      [held.image_id, held.slot]).fetchone()[0] is None
-    db.execute("UPDATE users SET active = 0 WHERE id = ?", [reader.id])  # an admin disables the account
-    at = app()
-    assert "no longer active" in " ".join(e.value for e in at.info) and "user" not in at.session_state.to_dict()
+    idle = dt.timedelta(minutes=settings.get(db, "session_idle_minutes"))
+    longest = dt.timedelta(hours=settings.get(db, "session_max_hours"))
+    tokens = {k: sessions.start_session(db, reader, now=t)[0] for k in ("idle", "busy", "mine", "theirs")}
+    # Idle: alive just inside the limit (which counts as activity), gone once idle past it.
+    assert sessions.session_for(db, tokens["idle"], now=t + idle - dt.timedelta(seconds=5)) is not None
+    assert sessions.session_for(db, tokens["idle"], now=t + 2 * idle) is None
+    # Busy all day: still ends at the absolute limit.
+    step = t
+    while step + idle / 2 < t + longest:
+        step += idle / 2
+        assert sessions.session_for(db, tokens["busy"], now=step) is not None
+    assert sessions.session_for(db, tokens["busy"], now=t + longest + dt.timedelta(seconds=1)) is None
+    # Sign-out everywhere ends this reader's sessions, not another reader's.
+    theirs, _ = sessions.start_session(db, other, now=t)
+    assert sessions.end_all_sessions(db, reader, now=t) == 2
+    assert sessions.session_for(db, tokens["mine"], now=t) is None and sessions.session_for(db, theirs, now=t)
+    # Deactivation ends the other reader's session at once.
+    set_active(db, "reader2", False, actor=SHELL)
+    assert sessions.session_for(db, theirs, now=t) is None
+    why = dict(db.execute("SELECT token_sha256, revoked_why FROM sessions").fetchall())
+    assert why[sessions.token_hash(tokens["idle"])] == "idle" and why[sessions.token_hash(tokens["busy"])] == "expired"
+    assert why[sessions.token_hash(theirs)] == "account deactivated"
+    dump = "\n".join(sqlite3.connect(database_path(data_dir)).iterdump())
+    assert not any(tok in dump for tok in [*tokens.values(), theirs])  # only hashes are stored
+    assert sessions.session_for(db, "forged-" + tokens["idle"][7:], now=t) is None
 
 
 # ---- 4. history cannot be rewritten -------------------------------------------------------------------
 
-APPEND_ONLY = {"reads", "adjudications", "audit_log", "quality_overrides", "range_tables", "check2_results",
-               "crop_corrections", "model_runs", "model_predictions", "landmark_corrections"}
+APPEND_ONLY = {"reads", "adjudications", "adjudication_undos", "audit_log", "quality_overrides", "range_tables",
+               "check2_results", "crop_corrections", "model_runs", "model_predictions", "landmark_corrections"}
 
 
 def _one_row_each(db) -> None:
@@ -430,8 +433,9 @@ def _one_row_each(db) -> None:
         uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES ('u', 'x', 'reader', 'x')"
                            ).lastrowid
         conn.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?, ?, 'N', 'x')", (image_id, uid))
-        conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, at) VALUES (?, ?, 'final', "
-                     "'N', 'x')", (image_id, uid))
+        adj = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, at) VALUES (?, ?, "
+                           "'final', 'N', 'x')", (image_id, uid)).lastrowid
+        conn.execute("INSERT INTO adjudication_undos (adjudication_id, adjudicator_id, at) VALUES (?, ?, 'x')", (adj, uid))
         audit(conn, "tester", "test.event")
         conn.execute("INSERT INTO quality_overrides (image_id, flag, value, actor, at) VALUES (?, 'blurry', 1, 'c', 'x')",
                      (image_id,))

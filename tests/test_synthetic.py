@@ -6,6 +6,7 @@ import pytest
 from asymmetry.landmarks import detect_landmarks
 from labeling.demo import load_demo
 from labeling.synthetic import make_image
+from tests.conftest import SHELL
 
 
 def _frame(p):
@@ -68,7 +69,7 @@ def test_subjects_differ_and_the_generator_is_deterministic():
 
 
 def test_demo_is_marked_synthetic_with_hidden_truth(db, data_dir):
-    res = load_demo(db, data_dir, subjects=2, seed=3, simulate_readers=1.0, workers=2)
+    res = load_demo(db, data_dir, subjects=2, seed=3, simulate_readers=1.0, workers=2, actor=SHELL)
     assert res.images == 14 and res.report.added == 14 and not res.report.errors
     assert db.execute("SELECT count(*) FROM images WHERE synthetic = 0").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM subjects WHERE synthetic = 0").fetchone()[0] == 0
@@ -80,5 +81,5 @@ def test_demo_is_marked_synthetic_with_hidden_truth(db, data_dir):
     wrong = db.execute("SELECT count(*) FROM reads r JOIN ground_truth g USING (image_id) "
                        "WHERE r.label <> g.label").fetchone()[0]
     assert db.execute("SELECT count(*) FROM reads WHERE simulated = 1").fetchone()[0] == 28 and wrong == 0
-    again = load_demo(db, data_dir, subjects=2, seed=3, workers=1)
+    again = load_demo(db, data_dir, subjects=2, seed=3, workers=1, actor=SHELL)
     assert again.report.added == 0 and again.report.already_present == 14

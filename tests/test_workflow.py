@@ -16,6 +16,7 @@ from labeling.queue import QueueError, claim_next, ensure_slots, submit_read, un
 from labeling.users import User, add_user
 from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
                                learn_and_store_ranges, run_check2, state_counts)
+from tests.conftest import SHELL
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -42,15 +43,18 @@ def measure(db, image_id, rgas, anas, status="ok"):
 
 @pytest.fixture
 def team(db):
-    mk = lambda name, roles: add_user(db, name, "a long password", roles)  # noqa: E731
+    mk = lambda name, roles: add_user(db, name, "a long password", roles, actor=SHELL)  # noqa: E731
     return {"a": mk("ann", ["reader"]), "b": mk("bob", ["reader"]), "c": mk("cat", ["reader"]),
             "judge": mk("jud", ["adjudicator"]), "coord": mk("coo", ["coordinator"]), "aud": mk("aud", ["auditor"])}
 
 
+LOOK = dt.timedelta(seconds=3)  # how long a test reader looks at an image before labelling it
+
+
 def read(db, reader, label, t=T0, cannot=None):
-    claim = claim_next(db, reader, now=t)
+    claim = claim_next(db, reader, now=t - LOOK)
     assert claim is not None
-    submit_read(db, reader, claim.image_id, label, cannot_grade=cannot, started_at=(t - dt.timedelta(seconds=3)).isoformat(), now=t)
+    submit_read(db, reader, claim.image_id, label, cannot_grade=cannot, started_at=(t - LOOK).isoformat(), now=t)
     return claim.image_id
 
 
@@ -142,56 +146,54 @@ def test_undo_window_and_adjudicated_images(db, team):
 
 
 def test_intra_mode_same_reader_after_washout(db, team):
-    settings.change(db, "read_mode", "intra", "admin")
-    settings.change(db, "washout_hours", 24, "admin")
+    settings.change(db, "read_mode", "intra", SHELL)
+    settings.change(db, "washout_hours", 24, SHELL)
     (img,) = make_images(db, 1)
     read(db, team["a"], "R2")
     assert claim_next(db, team["a"], now=T0 + dt.timedelta(hours=1)) is None  # washout
     assert claim_next(db, team["b"], now=T0 + dt.timedelta(days=3)) is None  # reserved for ann
     c = claim_next(db, team["a"], now=T0 + dt.timedelta(hours=25))
     assert (c.image_id, c.slot) == (img, 2)
-    submit_read(db, team["a"], img, "R2", now=T0 + dt.timedelta(hours=25))
+    submit_read(db, team["a"], img, "R2", now=T0 + dt.timedelta(hours=25, seconds=2))
     assert state(db, img).state == "agreed"
 
 
 def _agreed(db, team, labels_and_points, movement="MV4"):
     ids = make_images(db, len(labels_and_points), movement)
     for img, (label, rgas, anas) in zip(ids, labels_and_points):
-        c = claim_next(db, team["a"], now=T0)
-        submit_read(db, team["a"], c.image_id, label, now=T0)
-        c = claim_next(db, team["b"], now=T0)
-        submit_read(db, team["b"], c.image_id, label, now=T0)
+        assert read(db, team["a"], label) == img
+        assert read(db, team["b"], label) == img
         if rgas is not None:
             measure(db, img, rgas, anas)
     return ids
 
 
 def test_check2_accepts_rejects_and_ranges_are_versioned(db, team):
-    settings.change(db, "range_min_count", 3, "admin")
+    settings.change(db, "range_min_count", 3, SHELL)
     pts = [("N", 0.00, 0.1), ("N", 0.01, 0.2), ("N", -0.01, 0.0), ("N", 0.02, 0.1),
            ("L3", 0.30, 8.0), ("L3", 0.32, 9.0), ("L3", 0.28, 7.5), ("L3", 0.31, 8.5)]
     ids = _agreed(db, team, pts)
-    assert run_check2(db) == {}  # no ranges yet: images stay agreed
+    assert run_check2(db, SHELL) == {}  # no ranges yet: images stay agreed
     assert set(image_states(db).state) == {"agreed"}
     with pytest.raises(PermissionDenied):
         learn_and_store_ranges(db, team["a"])
     v1 = learn_and_store_ranges(db, team["coord"])
-    assert run_check2(db) == {"accepted": 8}
+    assert run_check2(db, SHELL) == {"accepted": 8}
     assert set(image_states(db).state) == {"accepted"}
     # A new image whose reads say N but whose asymmetry sits in the L3 box: check-2 mismatch.
     (odd,) = _agreed(db, team, [("N", 0.30, 8.2)])
-    assert run_check2(db) == {"mismatch": 1}
+    assert run_check2(db, SHELL) == {"mismatch": 1}
     s = state(db, odd)
     assert (s.state, s.range_class) == ("awaiting_adjudication", "L3") and "check 2" in s.reason
     # An unmeasurable face goes to adjudication too.
     (blind,) = _agreed(db, team, [("N", None, None)])
     measure(db, blind, None, None, status="no_face")
-    assert run_check2(db) == {"undetermined": 1}
+    assert run_check2(db, SHELL) == {"undetermined": 1}
     # Re-learning makes a new version; earlier results keep the version they used.
     extra = _agreed(db, team, [("N", 0.03, 0.3)])
     v2 = learn_and_store_ranges(db, team["coord"])
     assert v2.version != v1.version
-    run_check2(db)
+    run_check2(db, SHELL)
     versions = dict(db.execute("SELECT image_id, range_version FROM check2_results").fetchall())
     assert versions[ids[0]] == v1.version and versions[extra[0]] == v2.version
     assert db.execute("SELECT count(*) FROM range_tables").fetchone()[0] == 2
@@ -200,7 +202,7 @@ def test_check2_accepts_rejects_and_ranges_are_versioned(db, team):
 def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatch):
     import labeling.workflow as workflow
 
-    settings.change(db, "range_min_count", 3, "admin")
+    settings.change(db, "range_min_count", 3, SHELL)
     _agreed(db, team, [("N", 0.00, 0.1), ("N", 0.01, 0.2), ("N", -0.01, 0.0)])
     learned = learn_and_store_ranges(db, team["coord"])
     assert workflow.latest_ranges(db).version == learned.version and not workflow.ranges_stale(db)
@@ -210,7 +212,7 @@ def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatc
     monkeypatch.setattr(workflow, "INDEX_VERSION", "asym-test-next")
     assert workflow.latest_ranges(db) is None and workflow.ranges_stale(db)
     _agreed(db, team, [("N", 0.02, 0.1)])
-    assert run_check2(db) == {}  # waits for ranges of the current formula
+    assert run_check2(db, SHELL) == {}  # waits for ranges of the current formula
 
 
 def test_the_same_ranges_learned_under_a_new_formula_are_stored_anew(db, team, monkeypatch):
@@ -258,7 +260,7 @@ def test_adjudicator_sees_reader_a_b_unless_revealed(db, team):
     case = adjudication_case(db, team["judge"], img)
     assert [r["reader"] for r in case.reads] == ["Reader A", "Reader B"]
     assert [r["label"] for r in case.reads] == ["L1", "L3"]
-    settings.change(db, "reveal_readers", True, "admin")
+    settings.change(db, "reveal_readers", True, SHELL)
     assert [r["reader"] for r in adjudication_case(db, team["judge"], img).reads] == ["ann", "bob"]
     with pytest.raises(PermissionDenied):
         adjudication_case(db, team["a"], img)
@@ -289,7 +291,8 @@ def test_read_summary_kept_by_the_database_equals_a_full_recount(db, team):
         c = claim_next(db, who, now=t)
         if c is not None:
             label = rng.choice(["N", "L1", None])
-            submit_read(db, who, c.image_id, label, cannot_grade=None if label else "blurred", now=t)
+            submit_read(db, who, c.image_id, label, cannot_grade=None if label else "blurred",
+                        now=t + dt.timedelta(milliseconds=500))
     kept = db.execute("SELECT image_id, n, lo, hi, labelled, last_read FROM image_read_summary ORDER BY image_id").fetchall()
     full = db.execute("SELECT image_id, count(*), min(label), max(label), count(label), max(submitted_at) FROM reads r "
                       "WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads u WHERE u.supersedes = r.id) "

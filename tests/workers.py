@@ -61,7 +61,7 @@ def reader_loop(args: tuple[str, str, int, float]) -> dict:
             errors.append(str(exc))
         except QueueError as exc:
             errors.append(str(exc))
-    db.conn.close()
+    db.close()
     return {"name": name, "done": done, "errors": errors, "locked": locked}
 
 
@@ -96,7 +96,7 @@ def hammer_reader(args: tuple[str, str, int, float, float]) -> dict:
             out["refused"].append(str(exc))
         except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
             _unexpected(out, exc)
-    db.conn.close()
+    db.close()
     return out
 
 
@@ -129,7 +129,7 @@ def hammer_adjudicator(args: tuple[str, str, int, float]) -> dict:
             out["refused"].append(str(exc))
         except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
             _unexpected(out, exc)
-    db.conn.close()
+    db.close()
     return out
 
 
@@ -138,11 +138,11 @@ def hammer_coordinator(args: tuple[str, float]) -> dict:
     folder, seconds = args
     from db.access import open_project
     from labeling.export import export_dataset
-    from labeling.users import User
+    from labeling.actors import SystemActor
     from labeling.workflow import state_counts
 
     db = open_project(Path(folder))
-    coord = User(0, "hammer-coordinator", frozenset({"coordinator"}))
+    coord = SystemActor("system:hammer-exporter")
     out = {"exports": [], "errors": [], "locked": 0}
     end = time.time() + seconds
     n = 0
@@ -154,7 +154,7 @@ def hammer_coordinator(args: tuple[str, float]) -> dict:
             out["exports"].append((res.name, res.images))
         except Exception as exc:  # noqa: BLE001 - the test reports anything unexpected
             _unexpected(out, exc)
-    db.conn.close()
+    db.close()
     return out
 
 
@@ -188,7 +188,7 @@ def acknowledged_reads(folder: str, names: str, seed: int, undo_rate: float) -> 
         read_id = submit_read(db, user, claim.image_id, rng.choice(["N", "L1"]))
         last[user.name] = read_id
         print(f"R {read_id}", flush=True)
-    db.conn.close()
+    db.close()
 
 
 if __name__ == "__main__":

@@ -25,5 +25,5 @@ def audit_page() -> None:
                       since=since.isoformat() if isinstance(since, dt.date) else None, text=text or None)
     st.caption(f"{len(df):,} event(s) shown (newest first, at most 10,000). The log is append-only: "
                "the database refuses any change to it.")
-    st.dataframe(df, hide_index=True, use_container_width=True)
+    st.dataframe(df, hide_index=True, width="stretch")
     st.download_button("Download as CSV", to_csv_bytes(df), "audit-log.csv", "text/csv", on_click="ignore")

@@ -20,7 +20,7 @@ def _load_demo(user) -> None:
         bar.progress(done / max(total, 1), text=f"{what.capitalize()}: {done} of {total}")
 
     res = load_demo(database(), data_dir(), subjects=st.session_state.get("demo_subjects", 14),
-                    simulate_readers=None, actor=user.name, progress=progress)
+                    simulate_readers=None, actor=user, progress=progress)
     bar.empty()
     st.success(f"SYNTHETIC demo loaded: {res.report.summary()}.")
 

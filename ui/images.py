@@ -22,3 +22,12 @@ def orientation_hint(mirrored: bool) -> str:
     """Tell the reader where the patient's left is in this photo."""
     return ("Mirrored photo (front camera): the patient's **left** is on the image's **left**." if mirrored else
             "Normal camera: the patient's **left** is on the image's **right**.")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def stored_data_url(stored_path: str, max_side: int = 1100) -> str | None:
+    """Return the stored original as a JPEG data: URL for the decision surface; None if unreadable."""
+    from ui.keys import jpeg_data_url
+
+    rgb = stored_rgb(stored_path)
+    return None if rgb is None else jpeg_data_url(rgb, max_side)

@@ -61,14 +61,14 @@ def import_page() -> None:
     history = import_history(db)
     if history:
         st.subheader("Imports")
-        st.dataframe(pd.DataFrame(history), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
         ids = [h["import"] for h in history]
         default = ids.index(st.session_state["last_import"]) if st.session_state.get("last_import") in ids else 0
         chosen = st.selectbox("Report of import", ids, index=default)
         rows = import_issues(db, chosen)
         if rows:
             df = _report_frame(rows)
-            st.dataframe(df, hide_index=True, use_container_width=True)
+            st.dataframe(df, hide_index=True, width="stretch")
             st.download_button("Download this report (CSV)", to_csv_bytes(df),
                                file_name=f"import-{chosen}-report.csv", mime="text/csv", on_click="ignore")
         else:

@@ -1,6 +1,7 @@
 """The page table: which page needs which action. app.py builds st.navigation from it."""
 from __future__ import annotations
 
+from ui.account_page import account_page
 from ui.adjudicate_page import adjudicate_page
 from ui.agreement_page import agreement_page
 from ui.audit_page import audit_page
@@ -26,4 +27,5 @@ PAGES = [
     (import_page, "Import", ":material/upload:", "import", "import"),
     (export_page, "Export", ":material/output:", "export", "export"),
     (users_page, "Users", ":material/group:", "users", "users.manage"),
+    (account_page, "My account", ":material/person:", "account", "account.own"),
 ]

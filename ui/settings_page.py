@@ -1,26 +1,29 @@
-"""Project settings (admins): read mode, reads per image, checks, leases, blinding."""
+"""Project settings (admins): read mode, reads per image, checks, leases, viewing time, sessions.
+
+Every setting comes from its declaration in labeling/settings.py (label, help, allowed range). A
+change is previewed in words before it is saved, and out-of-range values are refused with a
+message naming the range, never silently clamped.
+"""
 from __future__ import annotations
 
 import streamlit as st
 
 from labeling import settings
-from labeling.permissions import require
-from labeling.queue import ensure_slots
 from ui.common import database, guard
 
-HELP = {
-    "read_mode": "inter: two different neurologists read each image; intra: the same neurologist twice, after the washout.",
-    "reads_per_image": "Blind reads per image (the paper: 2).",
-    "washout_hours": "intra mode: hours before the same reader gets an image again.",
-    "check2_enabled": "Cross-check agreed labels against the learned asymmetry ranges.",
-    "lease_seconds": "How long a claimed image stays reserved for its reader.",
-    "undo_seconds": "How long a reader may undo their last read.",
-    "reveal_readers": "Show adjudicators the readers' names instead of Reader A / Reader B.",
-    "pick_best_face": "When the detector finds several faces, measure the highest-scoring one.",
-    "range_lo": "Lower percentile of the range boxes.",
-    "range_hi": "Upper percentile of the range boxes.",
-    "range_min_count": "Fewest consensus images a movement × class cell needs for a box.",
-}
+
+def _input(key: str, value):
+    s = settings.SETTINGS[key]
+    label = s.label + (f" ({s.unit})" if s.unit else "")
+    help_text = s.help + (f" Allowed: {s.bounds[0]}–{s.bounds[1]}." if s.bounds else "")
+    if s.choices:
+        opts = list(s.choices)
+        return st.selectbox(label, opts, index=opts.index(value), help=help_text, key=f"set_{key}")
+    if isinstance(s.default, bool):
+        return st.toggle(label, value=bool(value), help=help_text, key=f"set_{key}")
+    if isinstance(s.default, int):  # no min/max on the widget: a value out of range gets a message
+        return st.number_input(label, value=int(value), step=1, help=help_text, key=f"set_{key}")
+    return st.number_input(label, value=float(value), help=help_text, key=f"set_{key}")
 
 
 def settings_page() -> None:
@@ -28,32 +31,26 @@ def settings_page() -> None:
     db = database()
     st.title("Project settings")
     current = settings.all_settings(db)
-    with st.form("settings"):
-        values = {}
-        for key, value in current.items():
-            if key in settings.CHOICES:
-                opts = list(settings.CHOICES[key])
-                values[key] = st.selectbox(key, opts, index=opts.index(value), help=HELP.get(key))
-            elif isinstance(settings.DEFAULTS[key], bool):
-                values[key] = st.toggle(key, value=bool(value), help=HELP.get(key))
-            elif isinstance(settings.DEFAULTS[key], int):
-                lo, hi = settings.BOUNDS.get(key, (0, 10**9))
-                values[key] = st.number_input(key, min_value=int(lo), max_value=int(hi), value=int(value), help=HELP.get(key))
-            else:
-                lo, hi = settings.BOUNDS.get(key, (0.0, 1e9))
-                values[key] = st.number_input(key, min_value=float(lo), max_value=float(hi), value=float(value),
-                                              help=HELP.get(key))
-        save = st.form_submit_button("Save", type="primary")
-    if save:
-        require(user, "settings.manage")
-        changed = []
-        for key, value in values.items():
-            if value != current[key]:
-                try:
-                    settings.change(db, key, value, user)
-                    changed.append(key)
-                except settings.SettingError as exc:
-                    st.error(str(exc))
-        if "reads_per_image" in changed:
-            ensure_slots(db)
-        st.success(f"Saved: {', '.join(changed)}." if changed else "Nothing changed.")
+    values = {key: _input(key, value) for key, value in current.items()}
+    changed = {k: v for k, v in values.items() if v != current[k]}
+    if not changed:
+        st.caption("Change a value to see what it would do before saving it.")
+        return
+    st.subheader("What saving will do")
+    problems = []
+    for key, value in changed.items():
+        try:
+            st.markdown("- " + settings.preview(db, key, value))
+        except settings.SettingError as exc:
+            problems.append(str(exc))
+    for p in problems:
+        st.error(p)
+    if st.button("Save these changes", type="primary", disabled=bool(problems)):
+        done = []
+        for key, value in changed.items():
+            try:
+                done.append(settings.change(db, key, value, user))
+            except settings.SettingError as exc:
+                st.error(str(exc))
+        for line in done:
+            st.success(line)

@@ -19,12 +19,13 @@ LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting rea
 def _measure(user) -> None:
     from asymmetry.measure import measure_pending
 
-    require(user, "ranges.learn")
+    require(user, "measure")
     bar = st.progress(0.0, text="Measuring…")
     counts = measure_pending(database(), data_dir(), progress=lambda d, t, _: bar.progress(d / max(t, 1),
-                                                                                         text=f"Measuring {d} of {t}"))
+                                                                                         text=f"Measuring {d} of {t}"),
+                             actor=user)
     bar.empty()
-    c2 = run_check2(database())
+    c2 = run_check2(database(), user)
     st.success(f"Measured: {counts or 'nothing new'}; check 2: {c2 or 'nothing to check'}.")
 
 
@@ -52,13 +53,13 @@ def status_page() -> None:
     total = sum(counts.values())
     if total:
         df = pd.DataFrame({"state": [LABELS.get(s, s) for s in counts], "images": list(counts.values())})
-        st.plotly_chart(px.bar(df, x="images", y="state", orientation="h", text="images"), use_container_width=True)
+        st.plotly_chart(px.bar(df, x="images", y="state", orientation="h", text="images"), width="stretch")
     st.subheader("Readers")
     readers = reader_summary(db)
     if readers.empty:
         st.caption("No reads yet.")
     else:
-        st.dataframe(readers, hide_index=True, use_container_width=True)
+        st.dataframe(readers, hide_index=True, width="stretch")
     if allowed(user, "ranges.learn"):
         st.subheader("Check 2")
         if ranges_stale(db):
@@ -69,5 +70,5 @@ def status_page() -> None:
             _measure(user)
         if c2.button("Re-learn the range table (new version)"):
             table = learn_and_store_ranges(db, user)
-            res = run_check2(db)
+            res = run_check2(db, user)
             st.success(f"Range table {table.version} learned; check 2: {res or 'nothing to check'}.")
