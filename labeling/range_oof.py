@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from asymmetry.ranges import learn_ranges
+from asymmetry.ranges import learn_ranges_grouped
 
 N_FOLDS = 10
 SUFFIX = " (out-of-fold)"
@@ -61,12 +61,19 @@ def out_of_fold_frame(measurements: pd.DataFrame, states: pd.DataFrame, *, lo: f
     out = ok[["image_id", "movement", "fold"]].copy()
     for col in COLUMNS:
         out[col] = pd.Series(None, index=ok.index, dtype=object)
-    training = ok[ok["consensus"].notna()].rename(columns={"consensus": "label", "rgas": "rgas_signed",
-                                                           "anas": "anas_signed"})
+    # The consensus images, grouped by movement x class once; each fold's table learns from the
+    # groups less that fold's rows (the same table as learn_ranges on those rows; tested).
+    training = ok[ok["consensus"].notna()]
+    train_points = training[["rgas", "anas"]].to_numpy(float)
+    finite = np.isfinite(train_points).all(axis=1)
+    training, train_points = training[finite], train_points[finite]
+    train_fold = training["fold"].to_numpy()
+    cells = {(str(m), str(c)): idx for (m, c), idx in
+             training.groupby(["movement", "consensus"], sort=False).indices.items()}
     for fold in sorted(set(ok["fold"]) - {-1}):
         rows = ok["fold"] == fold
-        table = learn_ranges(training.loc[training["fold"] != fold, ["movement", "label", "rgas_signed", "anas_signed"]],
-                             lo=lo, hi=hi, min_count=min_count)
+        groups = {key: train_points[idx[train_fold[idx] != fold]] for key, idx in cells.items()}
+        table = learn_ranges_grouped(groups, lo=lo, hi=hi, min_count=min_count)
         points = ok.loc[rows, ["movement", "rgas", "anas"]]
         for col, axes in zip(COLUMNS, (("rgas", "anas"), ("rgas",), ("anas",))):
             out.loc[rows, col] = classify_points(points, table, axes)["range_class"].to_numpy()
