@@ -7,7 +7,7 @@ handling, colour conversion, detection and prediction on the photo AND its mirro
 (asymmetry/landmarks.py), indices and quality flags. Both run over the same files, in the same
 process pool.
 
-    .venv/bin/python bench/asymmetry.py [--images 40] [--workers 2]
+    .venv/bin/python bench/asymmetry.py [--images 40] [--workers 2] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -88,11 +88,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each is kept")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = [str(p) for p in make_12mp(Path(tmp), args.images)]
         base, mine = [], []
-        for _ in range(2):  # interleaved, so drift hits both alike
+        for _ in range(args.rounds):  # interleaved, so drift hits both alike
             base.append(timed(raw_dlib, paths, args.workers))
             mine.append(timed(ours, paths, args.workers))
     b, m = min(base), min(mine)
