@@ -72,7 +72,7 @@ def crop_for_model(src: str | Path | bytes | np.ndarray, movement: str | None = 
 
         decoded = Decoded("ok", rgb=np.ascontiguousarray(src[..., :3], dtype=np.uint8), size=(src.shape[1], src.shape[0]))
     else:
-        decoded = decode_image(src, max_side=PREDICT_SIDE)
+        decoded = decode_image(src, max_side=PREDICT_SIDE, draft_only=True)
     if not decoded.ok:
         return None, decoded.status
     if box is None:

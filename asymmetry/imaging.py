@@ -81,11 +81,14 @@ def probe(src: str | Path | bytes) -> Decoded:
     return decode_image(src, keep_pixels=False)
 
 
-def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixels: bool = True) -> Decoded:
+def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixels: bool = True,
+                 draft_only: bool = False) -> Decoded:
     """Decode `src` to RGB with EXIF orientation applied; return a `Decoded` (never raises).
 
     `max_side` asks for a copy whose longer side is about that many pixels: JPEGs are then
     decoded in draft mode (DCT scaling, much faster on 12 MP photos), then resized exactly.
+    `draft_only`: keep what draft mode gives without the exact resize (which costs more than the
+    draft decode itself on a 12 MP photo) unless its longer side is still over twice `max_side`.
     """
     name = "<bytes>" if isinstance(src, bytes) else Path(src).name
     notes: list[str] = []
@@ -119,7 +122,7 @@ def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixe
                 img = _to_rgb(img, notes)
                 if not keep_pixels:
                     return Decoded("ok", "", None, full, 1.0, fmt, mode, notes)
-                if max_side and max(img.size) > max_side:
+                if max_side and max(img.size) > (2 * max_side if draft_only else max_side):
                     ratio = max_side / max(img.size)
                     img = img.resize((max(1, round(img.size[0] * ratio)), max(1, round(img.size[1] * ratio))),
                                      Image.Resampling.BILINEAR, reducing_gap=2.0)

@@ -23,8 +23,11 @@ SHARPNESS_SIDE = 128
 # draws); Gaussian blur of sigma 2 / 2.5 / 3 px on a ~300 px wide face gives 60-88 / 38-56 / 25-37,
 # sigma 1 about 145. 120 leaves a margin of 1.8x to sharp and 1.36x to sigma 2.
 BLUR_THRESHOLD = 120.0
-# Face box width over image width below which the photo counts as distant. The astronaut, a
-# waist-up portrait, scores 0.17; a face narrower than 12% of the frame is further than that.
+# Face width over image width below which the photo counts as distant. The face's width is that of
+# its outline at ear level (landmarks 0 and 16), which follows the face; dlib's detection box moves
+# in steps of its image pyramid (on the demo's distant photos it was 51-73 px for faces 51-60 px
+# wide). The astronaut, a waist-up portrait, scores 0.18; a face narrower than 12% of the frame is
+# further than that.
 DISTANT_FRACTION = 0.12
 
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -48,6 +51,9 @@ def sharpness(rgb: np.ndarray, box) -> float:
 def quality_flags(rgb_or_decoded: np.ndarray | Decoded, landmarks: Landmarks) -> dict:
     """Return dict(blurry, distant, sharpness, face_fraction, message) for one photo.
 
+    `face_fraction`: the face's width over the image's, the face's width being the distance between
+    landmarks 0 and 16 (the outline at ear level), or the box's width without points.
+
     `rgb_or_decoded`: the pixels the landmarks were found in, full size or a downscaled copy
     (a `Decoded` or an RGB array); `landmarks.box` and `.size` are in full-resolution pixels.
     Without a face or pixels the flags are None (unknown) and `message` says why.
@@ -63,7 +69,10 @@ def quality_flags(rgb_or_decoded: np.ndarray | Decoded, landmarks: Landmarks) ->
         return {**unknown, "message": "no pixels to judge"}
     full_width = full_width or landmarks.size[0] or rgb.shape[1]
     x0, _, x1, _ = landmarks.box
-    face_fraction = float((x1 - x0) / full_width)
+    width = x1 - x0
+    if landmarks.points is not None and np.isfinite(landmarks.points[[0, 16]]).all():
+        width = float(np.hypot(*(landmarks.points[16] - landmarks.points[0])))
+    face_fraction = float(width / full_width)
     scale = rgb.shape[1] / full_width
     sharp = sharpness(rgb, [v * scale for v in landmarks.box])
     return {

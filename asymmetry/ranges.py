@@ -21,9 +21,10 @@ import numpy as np
 CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
 # Distances are measured in box widths; a box narrower than this on an axis is measured in this
 # instead, so a tight cell cannot make landmark jitter look like a big distance. The values are
-# the landmark jitter of the signed sums (SD of RgAs_signed 0.04, AnAs_signed 1.1 degrees when the
-# same photo is resized, rotated or flipped; docs/asymmetry.md).
-MIN_WIDTH = {"rgas": 0.04, "anas": 1.0}
+# the landmark jitter of the signed sums (pooled SD of RgAs_signed 0.015, AnAs_signed 1.07 degrees
+# when the same photo is resized or rotated, rounded up; bench/index_jitter.py, docs/asymmetry.md).
+# Index versions before asym-2.0 had 0.04 and 1.0.
+MIN_WIDTH = {"rgas": 0.015, "anas": 1.1}
 REQUIRED_KEYS = ("movement", "label", "rgas_signed", "anas_signed")
 
 
@@ -105,8 +106,47 @@ def _is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
+def _clean_frame(df) -> tuple[dict[tuple[str, str], np.ndarray], int, list[str]]:
+    """`_clean_rows` for a pandas DataFrame, by column instead of by row (the same groups, counts
+    and messages; the out-of-fold audit learns ten tables from 100,000 rows)."""
+    import pandas as pd
+
+    n = len(df)
+
+    def missing(col: str) -> np.ndarray:
+        if col not in df:
+            return np.ones(n, bool)
+        values = df[col].astype(object)
+        return (values.isna() | (values == "")).to_numpy(bool)
+
+    def number(col: str) -> np.ndarray:
+        return pd.to_numeric(df[col], errors="coerce").to_numpy(float) if col in df else np.full(n, np.nan)
+
+    no_mv, no_label = missing("movement"), missing("label")
+    skipped: Counter[str] = Counter()
+    for mask, why in ((no_mv & no_label, "no movement or label"), (no_mv & ~no_label, "no movement"),
+                      (~no_mv & no_label, "no label")):
+        if mask.any():
+            skipped[why] += int(mask.sum())
+    points = np.column_stack([number("rgas_signed"), number("anas_signed")])
+    labelled = ~(no_mv | no_label)
+    bad = labelled & ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        skipped["missing or NaN indices (no face, degenerate landmarks)"] += int(bad.sum())
+    good = np.flatnonzero(labelled & ~bad)
+    keys = pd.DataFrame({"m": df["movement"].to_numpy(object)[good], "c": df["label"].to_numpy(object)[good]})
+    groups: dict[tuple[str, str], np.ndarray] = {}
+    for (m, c), idx in keys.groupby(["m", "c"], sort=False).indices.items():
+        key = (str(m), str(c))  # as the row-wise path names them (a 1 and a "1" are one group there too)
+        groups[key] = np.vstack([groups[key], points[good[idx]]]) if key in groups else points[good[idx]]
+    messages = [f"{k} row(s) skipped: {why}" for why, k in sorted(skipped.items())]
+    return groups, sum(skipped.values()), messages
+
+
 def _clean_rows(rows: Any) -> tuple[dict[tuple[str, str], list[tuple[float, float]]], int, list[str]]:
     """Group usable rows by (movement, label); return (groups, rows skipped, messages)."""
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+        return _clean_frame(rows)
     groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
     skipped: Counter[str] = Counter()
     for row in _rows_as_dicts(rows):
@@ -152,7 +192,17 @@ def learn_ranges(rows: Any, lo: float = 5.0, hi: float = 95.0, min_count: int = 
     if not 0.0 <= lo < hi <= 100.0:
         raise ValueError(f"need 0 <= lo < hi <= 100, got lo={lo}, hi={hi}")
     groups, n_skipped, messages = _clean_rows(rows)
-    cells = tuple(sorted((_learn_cell(m, c, pts, lo, hi, min_count) for (m, c), pts in groups.items()),
+    return learn_ranges_grouped(groups, lo, hi, min_count, version, n_skipped=n_skipped, messages=messages)
+
+
+def learn_ranges_grouped(groups: dict[tuple[str, str], Any], lo: float = 5.0, hi: float = 95.0, min_count: int = 5,
+                         version: str | None = None, *, n_skipped: int = 0, messages=()) -> "RangeTable":
+    """Learn a `RangeTable` from points already grouped: {(movement, class): (n, 2) signed RgAs,
+    AnAs}, all finite (what `learn_ranges` does after cleaning its rows). The out-of-fold audit
+    groups 100,000 rows once and learns ten tables from subsets of the groups."""
+    if not 0.0 <= lo < hi <= 100.0:
+        raise ValueError(f"need 0 <= lo < hi <= 100, got lo={lo}, hi={hi}")
+    cells = tuple(sorted((_learn_cell(m, c, pts, lo, hi, min_count) for (m, c), pts in groups.items() if len(pts)),
                          key=lambda c: (c.movement, _class_key(c.cls))))
     n_rows = sum(len(p) for p in groups.values()) + n_skipped
     table = RangeTable(cells=cells, lo=float(lo), hi=float(hi), min_count=int(min_count), version="",

@@ -22,9 +22,11 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asymmetry.indices import INDEX_VERSION, side_of  # noqa: E402
+from asymmetry.ranges import learn_ranges  # noqa: E402
 from asymmetry.measure import measure_photo  # noqa: E402
 from db.migrations import CLASSES, MOVEMENTS  # noqa: E402
 from labeling.classes import side_and_degree  # noqa: E402
+from labeling.range_oof import out_of_fold_frame  # noqa: E402
 from labeling.synthetic import GENERATOR, base_face, make_image  # noqa: E402
 
 DEADBANDS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
@@ -36,9 +38,13 @@ def _measure(job: tuple) -> dict:
     photo = make_image("BENCH", movement, label, mirrored=mirrored, seed=1000 + subject, subject_seed=subject)
     m = measure_photo(photo.jpeg, mirrored)
     side, grade = side_and_degree(label)
-    row = {"movement": movement, "label": label, "truth": side, "grade": grade, "status": m.status}
+    row = {"movement": movement, "label": label, "truth": side, "grade": grade, "status": m.status,
+           "subject": subject}
     if m.indices is not None:
-        row.update(rgas=m.indices.rgas, anas=m.indices.anas, side_score=m.indices.side_score)
+        i = m.indices
+        row.update(rgas_signed=i.rgas_signed, anas_signed=i.anas_signed)
+        row.update(rgas=i.rgas, anas=i.anas, side_score=i.side_score, eas=i.eas, ebas=i.ebas, nas=i.nas, mas=i.mas,
+                   lid=abs(i.lid_signed))
     return row
 
 
@@ -62,6 +68,29 @@ def main() -> None:
     print("| movement | " + " | ".join(MOVEMENTS) + " |\n|---|" + "---|" * len(MOVEMENTS))
     for index, values in table.items():
         print(f"| \\|{'RgAs' if index == 'rgas' else 'AnAs'}\\| | " + " | ".join(f"{v:.2f}" for v in values) + " |")
+
+    print("\nThe terms of RgAs (all lengths in eye-centre distances, equal weights): median by grade, all movements")
+    print("| grade | EAs (of which lid) | EBAs | NAs | MAs | RgAs |\n|---|---|---|---|---|---|")
+    for g, part in ok.groupby("grade"):
+        print(f"| {g} | {part.eas.median():.3f} ({part.lid.median():.3f}) | {part.ebas.median():.3f} | "
+              f"{part.nas.median():.3f} | {part.mas.median():.3f} | {part.rgas.median():.3f} |")
+
+    # The range classifier with the generator's class as the consensus: in-sample (the table learned
+    # from the photos it classifies, as check 2's stored table) against out-of-fold (10 subject-grouped
+    # folds: ranges learned without the subject classified), with the project's default settings.
+    ok = ok.reset_index(drop=True)
+    ok["image_id"] = range(len(ok))
+    table = learn_ranges(ok.assign(rgas_signed=ok.rgas_signed, anas_signed=ok.anas_signed))
+    in_sample = [table.classify(r.movement, r.rgas_signed, r.anas_signed).range_class for r in ok.itertuples()]
+    oof = out_of_fold_frame(ok[["image_id", "movement", "status"]].assign(rgas=ok.rgas_signed, anas=ok.anas_signed),
+                            ok[["image_id"]].assign(subject_id=ok.subject, consensus=ok.label))
+    oof_class = oof.set_index("image_id")["range_class (out-of-fold)"].reindex(ok.image_id).to_numpy()
+    print("\nRange classifier (signed RgAs x AnAs boxes, 5th-95th percentiles), accuracy against the class:")
+    for name, got in (("in-sample (learned on the same photos)", np.array(in_sample, dtype=object)),
+                      ("out-of-fold (10 subject-grouped folds)", oof_class)):
+        decided = pd.notna(got)
+        print(f"  {name}: {np.mean(got == ok.label.to_numpy()):.3f} of all photos "
+              f"({int(decided.sum())} of {len(ok)} in a cell of >= 5 images)")
 
     lr = ok[ok.truth.notna()]
     found = lr.side_score.map(side_of)

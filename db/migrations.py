@@ -352,6 +352,28 @@ M0010_CHECK1_POLICY = [
     "WHERE NOT EXISTS (SELECT 1 FROM adjudication_undos u WHERE u.adjudication_id = a.id)",
 ]
 
+M0012_LANDMARK_CORRECTIONS = [
+    # A coordinator's or adjudicator's correction of an image's 68 landmarks: the whole set after
+    # the edit and the set it replaced, in full-resolution pixels of the stored original (EXIF
+    # orientation applied). Append-only like the reads; the latest correction of an image wins.
+    """CREATE TABLE landmark_corrections (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        points TEXT NOT NULL,
+        previous TEXT NOT NULL,
+        moved TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    "CREATE INDEX landmark_corrections_image ON landmark_corrections(image_id)",
+    *_append_only("landmark_corrections"),
+    _no_replace("landmark_corrections", "o.rowid = NEW.rowid"),
+    # A measurement of a corrected image holds the corrected points (and the indices computed from
+    # them); dlib's own points stay beside them, and the correction it reflects.
+    "ALTER TABLE measurements ADD COLUMN correction_id INTEGER REFERENCES landmark_corrections(id)",
+    "ALTER TABLE measurements ADD COLUMN auto_points TEXT",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -363,6 +385,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (8, "append-only tables refuse INSERT OR REPLACE too", M0008_NO_REPLACE),
     (9, "server-side sign-in sessions", M0009_SESSIONS),
     (10, "per-image read requirement, dwell times, adjudication undo, effective-event views", M0010_CHECK1_POLICY),
+    (12, "landmark corrections by hand (append-only)", M0012_LANDMARK_CORRECTIONS),
 ]
 
 

@@ -26,6 +26,7 @@ from db.access import audit as audit_event
 from db.access import connect, fetch_columns, now, transaction
 from db.migrations import CLASSES, MOVEMENTS
 from labeling import agreement, settings
+from labeling.range_oof import out_of_fold_frame
 from labeling.workflow import image_states, latest_ranges
 
 PROBABILITY_COLUMNS = tuple(f"prob_{c}" for c in CLASSES)
@@ -417,8 +418,13 @@ def load_audit_data(db: sqlite_utils.Database, split: str | None = "test") -> Au
         states = states.result()
     table = latest_ranges(db)
     measurements = load_measurements(db)
+    # The range classifier's accuracy is out-of-fold: each image classified by ranges learned without
+    # its subject (labeling/range_oof.py); `table`, the stored one check 2 uses, draws the boxes.
+    ranges = out_of_fold_frame(measurements, states, lo=float(settings.get(db, "range_lo")),
+                               hi=float(settings.get(db, "range_hi")),
+                               min_count=int(settings.get(db, "range_min_count")))
     return AuditData(
-        reads=reads, finals=finals_from_states(states), ranges=ranges_frame(measurements, table),
+        reads=reads, finals=finals_from_states(states), ranges=ranges,
         checks=checks_from_states(states, int(settings.get(db, "reads_per_image"))),
         predictions=load_predictions(db, split), points=points_frame(measurements, states),
         boxes=range_boxes(table), range_version=table.version if table else None, split=split)

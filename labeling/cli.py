@@ -286,6 +286,22 @@ def cmd_agreement(args) -> int:
     return EXIT_OK
 
 
+def cmd_landmarks(args) -> int:
+    from labeling.landmark_edits import corrected_images
+
+    table = corrected_images(open_project())
+    if args.json:
+        print(json.dumps({"corrected_images": int(len(table)), "images": table.to_dict("records")}, indent=2))
+    elif table.empty:
+        print("no image carries landmarks corrected by hand")
+    else:
+        print(f"{len(table)} image(s) carry landmarks corrected by hand:")
+        for r in table.itertuples():
+            print(f"  image {r.image_id}: {r.corrections} correction(s), last by {r.last_actor} at {r.last_at}; "
+                  f"points moved: {', '.join(map(str, r.moved))}" + ("" if r.in_use else " (not measured yet)"))
+    return EXIT_OK
+
+
 def cmd_import_predictions(args) -> int:
     from labeling.audit_data import PredictionImportError, import_predictions
 
@@ -338,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     agr.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000, 0: none)")
     agr.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     agr.set_defaults(func=cmd_agreement)
+    lmk = sub.add_parser("landmarks", help="list the images whose landmarks were corrected by hand")
+    lmk.add_argument("--json", action="store_true", help="print them as JSON")
+    lmk.set_defaults(func=cmd_landmarks)
     ipred = sub.add_parser("import-predictions", help="store a trainer run's predictions.csv (and config.json)")
     ipred.add_argument("--run", required=True, help="the trainer's run folder")
     ipred.add_argument("--name", default=None, help="run name (default: the folder's name)")

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 from scipy.spatial import Delaunay
 
-from asymmetry.indices import MIRROR_ORDER, face_frame
+from asymmetry.indices import MIRROR_ORDER, pupil_frame
 from db.migrations import CLASSES, MOVEMENTS
 from labeling.classes import side_and_degree
 
@@ -142,9 +142,6 @@ def _base() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """
     from skimage.data import astronaut
 
-    from asymmetry.indices import face_frame
-    from asymmetry.landmarks import detect_landmarks
-
     photo = Image.fromarray(astronaut())
     size = (photo.width * UPSCALE, photo.height * UPSCALE)
     # The scene is out of focus, as behind a portrait (its mission patch, which dlib's detector
@@ -163,15 +160,13 @@ def _base() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     # The face is found and made symmetric on the portrait crop plus one margin, then put back.
     x0, y0, x1, y1 = bx0 + pad, by0 + pad, bx1 - pad, by1 - pad
     rgb = canvas[y0:y1, x0:x1]
-    lm = detect_landmarks(rgb)
-    if not lm.ok:  # pragma: no cover - the packaged image is fixed
-        raise RuntimeError(f"base face: {lm.status}")
-    frame = face_frame(lm.points)
-    q = frame.to_frame(lm.points)
+    points = _generator_landmarks(rgb)
+    frame = pupil_frame(points)
+    q = frame.to_frame(points)
     sym = frame.to_image((q + q[MIRROR_ORDER] * (-1, 1)) / 2)
-    helpers_src, helpers_dst = _helper_points(lm.points, sym, _ipd(sym))
+    helpers_src, helpers_dst = _helper_points(points, sym, _ipd(sym))
     anchors = _anchors(rgb.shape[1], rgb.shape[0])
-    face = _warp(rgb, np.vstack([lm.points, helpers_src, anchors]), np.vstack([sym, helpers_dst, anchors]),
+    face = _warp(rgb, np.vstack([points, helpers_src, anchors]), np.vstack([sym, helpers_dst, anchors]),
                  rgb.shape[:2])
     # Blend the warped face back in, fading out over the outer half of the margin.
     fade = MARGIN * UPSCALE / 2
@@ -189,9 +184,33 @@ def base_face() -> tuple[np.ndarray, np.ndarray]:
     return canvas[y:y + h, x:x + w], pts
 
 
+def _generator_landmarks(rgb: np.ndarray) -> np.ndarray:
+    """Return the 68 points the generator's base face was built on: dlib's detector on a 640 px copy
+    and one pass of the predictor, as the landmark step of asym-1.x did. The measurement has since
+    moved on (asymmetry/landmarks.py averages the photo with its mirror); the generator keeps these
+    points, so its photos stay the same byte for byte."""
+    import dlib
+
+    from asymmetry.landmarks import _models
+
+    det, predictor = _models()
+    h, w = rgb.shape[:2]
+    shrink = min(1.0, 640 / max(h, w))
+    small = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * shrink)), max(1, round(h * shrink))),
+                                                   Image.Resampling.BILINEAR, reducing_gap=2.0))
+    rects, scores, _ = det.run(small, 0, 0.0)
+    if len(rects) != 1:  # pragma: no cover - the packaged image is fixed
+        raise RuntimeError(f"base face: {len(rects)} faces found")
+    r, inv = rects[0], 1.0 / shrink
+    shape = predictor(rgb, dlib.rectangle(int(r.left() * inv), int(r.top() * inv), int(r.right() * inv),
+                                          int(r.bottom() * inv)))
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
+
+
 def _ipd(pts: np.ndarray) -> float:
-    """Return the inter-pupil distance of 68 landmarks (pixels), as the indices measure it."""
-    return face_frame(pts).ipd
+    """Return the inter-pupil distance of 68 landmarks (pixels): the generator's unit of movement,
+    between the means of the eye contours (asymmetry.indices.pupil_frame)."""
+    return pupil_frame(pts).ipd
 
 
 def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:

@@ -44,18 +44,21 @@ adj AS (
     WHERE a.id = (SELECT max(id) FROM effective_adjudications b WHERE b.image_id = a.image_id)),
 c2 AS (
     SELECT c.image_id, c.outcome, c.consensus, c.range_class, c.at FROM check2_results c
-    WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id))
+    WHERE c.id = (SELECT max(id) FROM check2_results d WHERE d.image_id = c.image_id)),
+lc AS (SELECT image_id, max(at) AS corrected_at FROM landmark_corrections GROUP BY image_id)
 SELECT i.id AS image_id, i.movement, i.source, i.synthetic, i.subject_id, i.reads_required,
        coalesce(agg.n, 0) AS n_reads, agg.lo, agg.hi, coalesce(agg.labelled, 0) AS labelled, agg.last_read,
        adj.decision, adj.label AS adjudicated_label,
-       c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at
+       c2.outcome AS check2, c2.consensus AS check2_consensus, c2.range_class, c2.at AS check2_at,
+       coalesce(lc.corrected_at, '') AS corrected_at
 FROM images i
 LEFT JOIN agg ON agg.image_id = i.id
 LEFT JOIN adj ON adj.image_id = i.id
 LEFT JOIN c2 ON c2.image_id = i.id
+LEFT JOIN lc ON lc.image_id = i.id
 """
 _STATE_TEXT = ("movement", "source", "lo", "hi", "last_read", "decision", "adjudicated_label", "check2",
-               "check2_consensus", "range_class", "check2_at")
+               "check2_consensus", "range_class", "check2_at", "corrected_at")
 
 
 def image_states(db: Database, image_ids: list[int] | None = None) -> pd.DataFrame:
@@ -68,7 +71,10 @@ def image_states(db: Database, image_ids: list[int] | None = None) -> pd.DataFra
     complete = df.n_reads >= df.reads_required
     agree = complete & (df.labelled == df.n_reads) & (df.lo == df.hi)
     consensus = df.lo.where(agree)
-    c2_valid = df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
+    # A check-2 result counts for the current reads and landmarks only: a later read, or a later hand
+    # correction of the landmarks (labeling/landmark_edits.py), sends the image back to check 2.
+    c2_valid = (df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
+                & (df.check2_at >= df.corrected_at))
     state = pd.Series("awaiting_read_1", index=df.index, dtype=object)
     state[(df.n_reads > 0) & ~complete] = "awaiting_read_" + (df.n_reads + 1).astype(str)
     state[complete & ~agree] = "awaiting_adjudication"
@@ -229,6 +235,7 @@ class Case:
     mirrored: bool
     points: list | None
     size: tuple[int, int] = (0, 0)
+    auto_points: list | None = None  # dlib's own points when `points` were corrected by hand
 
 
 def adjudication_queue(db: Database, adjudicator: User) -> pd.DataFrame:
@@ -251,11 +258,13 @@ def adjudication_case(db: Database, adjudicator: User, image_id: int) -> Case:
     shown = [{"reader": name if reveal else f"Reader {chr(65 + i)}", "label": label, "cannot_grade": cg,
               "seconds": None if ms is None else round(ms / 1000, 1)} for i, (label, cg, name, ms) in enumerate(reads)]
     img = db.execute("SELECT movement, stored_path, mirrored, width, height FROM images WHERE id = ?", [image_id]).fetchone()
-    m = db.execute("SELECT status, rgas_signed, anas_signed, points FROM measurements WHERE image_id = ? AND landmark_version = ? "
-                   "AND index_version = ? ORDER BY id DESC LIMIT 1", [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+    m = db.execute("SELECT status, rgas_signed, anas_signed, points, auto_points FROM measurements WHERE image_id = ? "
+                   "AND landmark_version = ? AND index_version = ? ORDER BY id DESC LIMIT 1",
+                   [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return Case(image_id, img[0], s.reason, shown, s.range_class if pd.notna(s.range_class) else None,
                 m[1] if m else None, m[2] if m else None, m[0] if m else None, img[1], bool(img[2]),
-                json.loads(m[3]) if m and m[3] else None, (img[3], img[4]))
+                json.loads(m[3]) if m and m[3] else None, (img[3], img[4]),
+                json.loads(m[4]) if m and m[4] else None)
 
 
 def adjudicate(db: Database, adjudicator: User, image_id: int, label: str | None = None,

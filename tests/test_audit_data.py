@@ -141,13 +141,19 @@ def test_loaders_return_what_the_core_expects(db):
     checks = data.checks.set_index("image_id")
     assert plain(checks.loc[[1, 2, 3, 4, 5], "check1"]) == ["agree", "disagree", "agree", None, "disagree"]
     assert plain(checks.loc[[1, 2, 3, 4, 5], "check2"]) == ["accepted", None, None, None, None]
-    # img1 (0.1, 2.0) lies in MV1's L2 box. img2 (0.12, 5.0) lies in no box (L2's AnAs stops at 3,
-    # L3's RgAs starts at 0.2): nearest box L3 (0.08 / 0.1 = 0.8 widths away, L2 is 2 / 2 = 1);
-    # on RgAs alone 0.12 is inside L2's interval, on AnAs alone 5.0 inside L3's. img3 has no face.
+    # The stored table classifies img1 (0.1, 2.0) into MV1's L2 box. img2 (0.12, 5.0) lies in no box
+    # (L2's AnAs stops at 3, L3's RgAs starts at 0.2): nearest box L3 (0.08 / 0.1 = 0.8 widths away,
+    # L2 is 2 / 2 = 1); on RgAs alone 0.12 is inside L2's interval, on AnAs alone 5.0 inside L3's.
+    # img3 has no face.
+    stored = ad.ranges_frame(ad.load_measurements(db), TABLE).set_index("image_id")
+    assert list(stored.index) == [1, 2]
+    assert stored.loc[1, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L2", "L2", "L2"]
+    assert stored.loc[2, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L3", "L2", "L3"]
+    # The audit's range classes are out-of-fold (labeling/range_oof.py): img1 and img2 (subject S1)
+    # by ranges learned from S2's consensus images alone, and S2's one consensus image has no face.
     ranges = data.ranges.set_index("image_id")
     assert list(ranges.index) == [1, 2]
-    assert ranges.loc[1, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L2", "L2", "L2"]
-    assert ranges.loc[2, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L3", "L2", "L3"]
+    assert ranges.filter(like="(out-of-fold)").isna().all().all() and ranges.shape[1] == 5
     assert data.range_version == "ranges-hand"
     assert data.points.set_index("image_id")["label"].to_dict() == {1: "L2", 2: "L3"}
     assert set(data.boxes["cls"]) == {"L2", "L3", "R1"} and not data.boxes.set_index("cls").loc["R1", "enough"]
@@ -199,10 +205,10 @@ def test_load_audit_numbers_on_the_hand_made_project(db):
     assert a.checks.check1.value == pytest.approx(0.5) and a.checks.check1.n == 4
     assert a.checks.check2.value == 1.0 and a.checks.check2.n == 1
     by_name = {c.name: c for c in a.asymmetry}
-    # Finals: img1 L2, img2 L3. Both indices: L2, L3 -> 2 of 2. RgAs alone: L2, L2 -> 1 of 2.
-    assert by_name["asymmetry range_class"].agreement.value == 1.0
-    assert by_name["asymmetry range_class_rgas"].agreement.value == 0.5
-    assert by_name["asymmetry range_class_anas"].agreement.value == 1.0
+    # Out-of-fold, no image has a range class (see above): the comparisons say so, none is in-sample.
+    assert set(by_name) == {"asymmetry range_class (out-of-fold)", "asymmetry range_class_rgas (out-of-fold)",
+                            "asymmetry range_class_anas (out-of-fold)"}
+    assert all(c.n == 0 for c in a.asymmetry)
     assert {c.name for c in a.reader_pairs} == {"ann vs bob"}
     assert a.per_synthetic.set_index("synthetic")["n_images"].to_dict() == {"real": 2, "synthetic": 3}
     table = ad.overview(a)

@@ -113,6 +113,7 @@ def _write_calls(folder):
     from labeling.export import correct_crop, export_dataset
     from labeling.images import image_for_reader
     from labeling.importer import import_uploaded
+    from labeling.landmark_edits import correct_landmarks
     from labeling.queue import claim_next, submit_read, undo_last_read
     from asymmetry.measure import measure_pending, override_flag
     from labeling.audit_data import import_predictions
@@ -133,6 +134,7 @@ def _write_calls(folder):
         ("import", "import_uploaded", lambda db, u: import_uploaded(db, folder, manifest, "m.csv", {}, actor=u)),
         ("export", "export_dataset", lambda db, u: export_dataset(db, folder, "matrix", actor=u, workers=1)),
         ("export", "correct_crop", lambda db, u: correct_crop(db, u, 1, (10, 10, 200, 200), "matrix")),
+        ("landmarks.correct", "correct_landmarks", lambda db, u: correct_landmarks(db, u, 1, [[5.0, 5.0]] * 68)),
         ("settings.manage", "settings.change", lambda db, u: settings.change(db, "undo_seconds", 120, u)),
         ("users.manage", "add_user", lambda db, u: add_user(db, "new-" + u.name.replace(":", "-"), "a long password", ["reader"], actor=u)),
         ("users.manage", "set_roles", lambda db, u: set_roles(db, "no-such-user", ["reader"], actor=u)),
@@ -178,7 +180,8 @@ def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_d
             matrix[user.name, name] = "refused" if refused else "allowed"
             assert refused != allowed(user, action), f"{name} as {user.name}"
             if isinstance(user, SystemActor):
-                assert refused == (action in ("read.submit", "adjudicate", "account.own")), name
+                # A landmark correction is a person's placement of points on a photo: named users only.
+                assert refused == (action in ("read.submit", "adjudicate", "account.own", "landmarks.correct")), name
             if refused:
                 assert db.conn.total_changes == before, f"refused {name} as {user.name} still wrote"
     # Spelled out for the reader of this test: who may write what.

@@ -84,7 +84,7 @@ def test_small_face_in_a_big_canvas_is_distant(astronaut):
     assert quality_flags(astronaut, face(astronaut))["distant"] is False
 
 
-def test_face_fraction_is_box_width_over_image_width():
+def test_face_fraction_without_points_is_box_width_over_image_width():
     rgb = np.zeros((300, 1000, 3), np.uint8)
     near = Landmarks("ok", box=(100.0, 50.0, 400.0, 280.0), size=(1000, 300))
     far = Landmarks("ok", box=(100.0, 50.0, 200.0, 150.0), size=(1000, 300))

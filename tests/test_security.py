@@ -424,7 +424,7 @@ def test_sessions_end_when_idle_expired_deactivated_or_revoked_and_store_no_toke
 # ---- 4. history cannot be rewritten -------------------------------------------------------------------
 
 APPEND_ONLY = {"reads", "adjudications", "adjudication_undos", "audit_log", "quality_overrides", "range_tables",
-               "check2_results", "crop_corrections", "model_runs", "model_predictions"}
+               "check2_results", "crop_corrections", "model_runs", "model_predictions", "landmark_corrections"}
 
 
 def _one_row_each(db) -> None:
@@ -449,6 +449,8 @@ def _one_row_each(db) -> None:
                            "('m', 'x', 'c', 'h', 1)").lastrowid
         conn.execute("INSERT INTO model_predictions (run_id, row, image_sha256, split, predicted) VALUES (?, 0, 'h', "
                      "'test', 'N')", (run,))
+        conn.execute("INSERT INTO landmark_corrections (image_id, points, previous, moved, actor, at) VALUES "
+                     "(?, '[]', '[]', '[]', 'c', 'x')", (image_id,))
 
 
 def test_every_append_only_table_refuses_update_and_delete_from_any_sql_client(db, data_dir):

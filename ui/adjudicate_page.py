@@ -20,6 +20,7 @@ from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adj
 from ui.common import current_user, database, guard, safe_callback, show_callback_error
 from ui.images import MOVEMENT_NAMES, orientation_hint, stored_rgb
 from ui.keys import Choice, choice_of, decision_surface, jpeg_data_url
+from ui.landmark_editor import landmark_editor
 from ui.read_page import HELP, KEYS, ORDER
 
 CHOICES = [Choice(label, KEYS[label], f"{label} · {HELP[label]}", primary=label == "N") for label in ORDER]
@@ -124,14 +125,17 @@ def adjudicate_page() -> None:
             views = [("Photo", jpeg_data_url(rgb))]
             if case.points is not None:
                 scale = rgb.shape[1] / case.size[0] if case.size[0] else 1.0  # points are full-resolution pixels
+                auto = None if case.auto_points is None else np.asarray(case.auto_points) * scale
                 views.append(("Landmarks", jpeg_data_url(draw_overlay(rgb, np.asarray(case.points) * scale,
-                                                                      mirrored=case.mirrored))))
+                                                                      mirrored=case.mirrored, auto_points=auto))))
             decision_surface(key=SURFACE, token=token, views=views, alt=f"{case.movement} photo to adjudicate",
                              choices=CHOICES, dwell_ms=int(settings.get(db, "key_dwell_ms")), on_choice=_on_choice,
                              on_undo=_on_undo, undo=("u", "Undo my last decision"),
                              max_height="calc(100vh - 18rem)")
             if case.points is None:
                 st.caption(f"No landmarks: {case.measurement_status or 'not measured yet'}.")
+            with st.expander("Correct the landmarks"):
+                landmark_editor(db, user, int(image_id), key="adj")
     with right:
         st.markdown("**Reads** (identities hidden unless an admin reveals them)")
         st.dataframe(pd.DataFrame(case.reads), hide_index=True, width="stretch")

@@ -183,6 +183,9 @@ def _asymmetry(c: Computed) -> None:
     st.plotly_chart(asymmetry_scatter(c.points[c.points["movement"] == mv], boxes, movement=mv), width="stretch")
     st.caption(f"Points: every measured image, coloured by its final label. Boxes: range table "
                f"{c.range_version or '(none learned yet)'}; dashed boxes have too few images to classify.")
+    st.caption("Accuracy below is **out-of-fold**: each image is classified by ranges learned from the consensus "
+               "images of the other subjects only (10 subject-grouped folds), not by the stored table, which "
+               "learned from these same images.")
     _table(c.audit.comparison_table(c.audit.asymmetry))
 
 

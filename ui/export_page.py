@@ -8,6 +8,7 @@ from labeling.export import ExportError, crop_preview, correct_crop, export_data
     review_candidates
 from labeling.permissions import PermissionDenied
 from ui.common import database, guard
+from ui.landmark_editor import landmark_editor
 
 
 def _export_form(user, db) -> None:
@@ -78,6 +79,8 @@ def _crop_review(user, db) -> None:
                 for i, (k, v) in enumerate(zip(("x0", "y0", "x1", "y1"), box))]
         reason = st.text_input("Reason for the correction")
         save = st.form_submit_button("Save corrected box")
+    with st.expander("Correct the landmarks (the crop box follows them)"):
+        landmark_editor(db, user, int(image_id), key="crop")
     if save:
         try:
             stored = correct_crop(db, user, int(image_id), vals, reason)
