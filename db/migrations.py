@@ -302,6 +302,15 @@ M0008_NO_REPLACE = [
     _no_replace("model_predictions", "o.rowid = NEW.rowid OR (o.run_id = NEW.run_id AND o.row = NEW.row)"),
 ]
 
+M0013_PREDICTION_SUBJECTS = [
+    # The trainer's predictions.csv names each image's hashed subject (the export's subject_hash)
+    # and source (issue 15): the agreement audit resamples a model's test images by subject, as it
+    # does the reads. Both stay empty for runs evaluated before.
+    "ALTER TABLE model_predictions ADD COLUMN subject_hash TEXT",
+    # The trainer's own demo export says "synthetic"; a project's exports say hospital or mobile.
+    "ALTER TABLE model_predictions ADD COLUMN source TEXT CHECK (source IS NULL OR length(source) BETWEEN 1 AND 40)",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -311,6 +320,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (6, "per-image read summary kept by a trigger", M0006_READ_SUMMARY),
     (7, "index of the read slots by read", M0007_SLOT_BY_READ),
     (8, "append-only tables refuse INSERT OR REPLACE too", M0008_NO_REPLACE),
+    (13, "predictions name their hashed subject and source", M0013_PREDICTION_SUBJECTS),
 ]
 
 
