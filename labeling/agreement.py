@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -353,7 +354,7 @@ def class_agreement(reads, *, n_boot: int = 1000, seed: int = 0, confidence: flo
 # model vs truth. Rows of every confusion matrix are the reference; classes in scale order.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Comparison:
     """One labeller against a reference on the same images.
 
@@ -368,8 +369,8 @@ class Comparison:
     n: int
     n_dropped: int
     measures: dict
-    confusion: pd.DataFrame
-    per_class: pd.DataFrame
+    table: np.ndarray  # 7 x 7 counts, reference in rows, CLASSES order
+    axes: tuple[str, str]  # the names of the reference and of the labels
     per_movement: pd.DataFrame
     meta: dict = field(default_factory=dict)
     n_subjects: int = 0
@@ -380,6 +381,26 @@ class Comparison:
         if name in measures:
             return measures[name]
         raise AttributeError(name)
+
+    # The frames are built when first read (pandas took 0.2 s for the 400 frames of the 180 reader
+    # pairs at bench scale, which no page shows at once).
+    @cached_property
+    def confusion(self) -> pd.DataFrame:
+        """Counts, reference in rows, all 7 classes in scale order on both axes."""
+        return _confusion_frame(self.table, *self.axes)
+
+    @cached_property
+    def per_class(self) -> pd.DataFrame:
+        """class (scale order), support, predicted, precision and sensitivity (NaN where undefined)."""
+        # From the 7 x 7 table: scikit-learn's precision_recall_fscore_support (zero_division=nan)
+        # gives the same numbers (tests/test_agreement.py checks), but its input validation cost
+        # 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
+        table = self.table
+        hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
+        precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
+        sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
+        return pd.DataFrame({"class": _SCALE_NAMES, "support": support[_SCALE], "predicted": predicted[_SCALE],
+                             "precision": precision[_SCALE], "sensitivity": sensitivity[_SCALE]})
 
     @property
     def confusion_normalised(self) -> pd.DataFrame:
@@ -440,6 +461,10 @@ def _proportion_rows(values: list[str], ci, name: str, order, with_ci: bool) -> 
                          "agreement_hi": ci.hi[keep] if with_ci else nan})
 
 
+# The per_movement of a comparison computed without it (one frame shared, never changed).
+_NO_MOVEMENTS = pd.DataFrame(columns=["movement", "n", "subjects", "agreement", "agreement_lo", "agreement_hi"])
+
+
 class _PairedRows:
     """What Comparisons are computed from: one row per compared image (or read) with its group (a
     reader pair, a reader, a run), cluster (subject) code, reference and label codes (_codes)
@@ -484,22 +509,12 @@ class _PairedRows:
         out = []
         for g, est in enumerate(estimates):
             table = cells[g].reshape(K, K)
-            # Precision and sensitivity from the 7 x 7 table: scikit-learn's precision_recall_fscore_support
-            # (zero_division=nan) gives the same numbers (tests/test_agreement.py checks), but its input
-            # validation cost 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
-            hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
-            precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
-            sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
-            per_class = pd.DataFrame({"class": _SCALE_NAMES, "support": support[_SCALE],
-                                      "predicted": predicted[_SCALE], "precision": precision[_SCALE],
-                                      "sensitivity": sensitivity[_SCALE]})
             rows = slice(g * M, (g + 1) * M)
-            per_movement = _proportion_rows(self.movements, _Slice(per_movement_ci, rows), "movement", MOVEMENTS,
-                                            boot.n_boot > 0)
+            per_movement = (_proportion_rows(self.movements, _Slice(per_movement_ci, rows), "movement", MOVEMENTS,
+                                             boot.n_boot > 0) if by_movement else _NO_MOVEMENTS)
             subjects = max((e.subjects for e in est.values()), default=0)
-            out.append(Comparison(names[g], int(table.sum()), int(dropped[g]), est,
-                                  _confusion_frame(cells[g], *axes[g]), per_class, per_movement, metas[g],
-                                  int(subjects), units[g]))
+            out.append(Comparison(names[g], int(table.sum()), int(dropped[g]), est, table, tuple(axes[g]),
+                                  per_movement, metas[g], int(subjects), units[g]))
         return out
 
 
@@ -855,21 +870,22 @@ def reading_time_summary(reads) -> pd.DataFrame:
     if not timed.any():
         return pd.DataFrame(columns=cols)
     seconds, reader = seconds[timed], prep.reads["reader_code"].to_numpy()[timed]
-    # Every timed read counts for its reader (if named) and for 'all'. Grouped by integer codes
-    # in name order ('all' among the names): grouping two million strings took 0.1 s.
+    # Every timed read counts for its reader (if named) and for 'all', in name order ('all' among
+    # the names). Reads grouped by a stable sort of the integer reader codes, then np.quantile per
+    # group (a partition, no sort): pandas' groupby quantile of a million reads took 0.25 s.
     named = reader >= 0
     present = np.unique(reader[named])
     names = sorted(set(prep.readers[present]) | {"all"})
-    position = np.full(len(prep.readers), -1)
-    position[present] = [names.index(name) for name in prep.readers[present]]
-    code = position[reader[named]]
-    g = pd.Series(np.concatenate([seconds[named], seconds])).groupby(
-        np.concatenate([code, np.full(len(seconds), names.index("all"))]), sort=True)
-    q = g.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
-    q.columns = ["p05", "p25", "median", "p75", "p95"]
-    out = pd.concat([g.size().rename("n"), q, g.mean().rename("mean")], axis=1).reset_index(drop=True)
-    out.insert(0, "reader", [names[i] for i in g.size().index])
-    return out[cols]
+    order = np.argsort(reader, kind="stable")
+    ends = np.searchsorted(reader[order], present, side="right")
+    starts = np.searchsorted(reader[order], present, side="left")
+    slices = {str(prep.readers[c]): seconds[order[a:b]] for c, a, b in zip(present, starts, ends)}
+    slices["all"] = seconds
+    rows = []
+    for name in names:
+        x = slices[name]
+        rows.append([name, len(x), *np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95]), x.mean()])
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1060,6 +1076,8 @@ def _jsonable(x):
 def _with_subjects(reads, subjects: pd.DataFrame | None):
     """The reads with a `subject` column filled from `subjects` (image_id, subject) where missing."""
     if subjects is None or not len(subjects) or reads is None or not len(reads) or "image_id" not in reads:
+        return reads
+    if "subject" in reads and reads["subject"].notna().all():  # the database's reads carry theirs
         return reads
     looked_up = _subject_lookup(reads["image_id"], subjects)
     given = reads["subject"].to_numpy(dtype=object) if "subject" in reads else np.full(len(reads), None, object)

@@ -7,10 +7,10 @@ not the image, as the independent unit.
   cluster-robust variance of p = sum k_s / sum n_s over subjects s, capped at n and scaled by
   (z / t_{S-1})^2 for the few-subjects case. At p = 0 or 1 the data cannot tell how alike a
   subject's photos are, so n_eff is the number of subjects: the interval never collapses.
-- Coefficients (kappas, AC1/AC2, Fleiss, Krippendorff): percentile bootstrap resampling
-  subjects with replacement (a cluster bootstrap). Every measure depends on a subject only
-  through its counts per pattern (its "profile"), so a resample is a multinomial draw of how many
-  subjects of each distinct profile it holds: exact, and fast at 100,000 images.
+- Coefficients (kappas, AC1/AC2, Fleiss, Krippendorff): percentile bootstrap over subjects (a
+  cluster bootstrap: whole subjects enter or leave a resample), each subject weighted by a
+  Poisson(1) count. Every measure depends on a subject only through its counts per pattern (its
+  "profile"), so a resample is one Poisson draw per distinct profile: fast at 100,000 images.
 
 Plain numpy/scipy/statsmodels; labeling/agreement.py does the bookkeeping, docs/agreement.md
 ("Confidence intervals") states the method for a methods section.
@@ -29,7 +29,8 @@ NAN = float("nan")
 PROPORTION_METHOD = ("Clopper-Pearson on the effective sample size n/deff, design effect deff from the "
                      "clustering of images within subjects (Korn & Graubard 1998); at 0% or 100% the number "
                      "of subjects")
-BOOTSTRAP_METHOD = "percentile bootstrap resampling subjects with replacement (cluster bootstrap)"
+BOOTSTRAP_METHOD = ("percentile bootstrap over subjects (cluster bootstrap), each subject entering a resample a "
+                    "Poisson(1) number of times (Hanley & MacGibbon 2006)")
 
 
 @dataclass(frozen=True)
@@ -140,27 +141,23 @@ def profiles_by_group(group: np.ndarray, subject: np.ndarray, value: np.ndarray,
 
 
 def resample(profiles: Profiles, boot: Bootstrap) -> np.ndarray | None:
-    """Return (n_boot, V) counts per value of n_boot resamples of the group's subjects (drawn
-    with replacement, as many as it has), from a generator seeded with boot.seed: a group's
-    resamples do not depend on any other group. None without subjects or resamples."""
-    S, P = profiles.n_subjects, len(profiles.mult)
-    if boot.n_boot <= 0 or S == 0:
+    """Return (n_boot, V) counts per value of n_boot resamples of the group's subjects, from a
+    generator seeded with boot.seed: a group's resamples do not depend on any other group. None
+    without subjects or resamples.
+
+    Each subject enters a resample a Poisson(1) number of times (the Poisson bootstrap, Hanley &
+    MacGibbon 2006), so the subjects sharing a profile enter it Poisson(multiplicity) times in all:
+    one vectorised draw per profile and resample. For statistics that are ratios of totals, as
+    every measure here is, it agrees with drawing exactly S subjects with replacement up to the
+    factor S / (S - 1) on the variance (tests/test_agreement_intervals.py compares it with that
+    textbook scheme), and it draws in half the time of numpy's multinomial, which at bench scale
+    (180 reader pairs of about 50 profiles, 1,000 resamples) is the difference between meeting the
+    3 s target and not.
+    """
+    if boot.n_boot <= 0 or profiles.n_subjects == 0:
         return None
     rng = np.random.default_rng(boot.seed)
-    # Subjects per profile: a multinomial over the profiles (about 90 ns per profile and
-    # resample), or, with many distinct profiles, S subject indices per resample counted per
-    # profile (about 6 ns per subject). Both draw the same distribution.
-    if P * 15 <= S:
-        M = rng.multinomial(S, profiles.mult / S, size=boot.n_boot).astype(float)
-    else:
-        profile_of = np.repeat(np.arange(P), profiles.mult)
-        M = np.empty((boot.n_boot, P))
-        step = max(1, 4_000_000 // S)
-        for b in range(0, boot.n_boot, step):
-            rows = min(step, boot.n_boot - b)
-            drawn = profile_of[rng.integers(0, S, size=(rows, S))]
-            M[b:b + rows] = np.bincount((drawn + P * np.arange(rows)[:, None]).ravel(),
-                                        minlength=rows * P).reshape(rows, P)
+    M = rng.poisson(profiles.mult.astype(float), size=(boot.n_boot, len(profiles.mult))).astype(float)
     return np.asarray(M @ profiles.vectors if not sparse.issparse(profiles.vectors)
                       else (profiles.vectors.T @ M.T).T, dtype=float)
 
