@@ -25,9 +25,9 @@ from threadpoolctl import threadpool_limits
 
 from db.migrations import MOVEMENTS
 from labeling import agreement_measures as am
-from labeling.agreement_estimates import (CELL_PATTERNS, ALPHAS, GWETS, KAPPAS, NO_DOUBLE, PAIR_MEASURES, PAIR_NAMES,
-                                          READ_NAMES, READ_PROPORTIONS, Counts, Estimate, estimate_groups, fleiss,
-                                          flat, flat_columns, one_vs_rest_kappa, pattern_counts, proportion)
+from labeling.agreement_estimates import (CELL_PATTERNS, PAIR_MEASURES, PAIR_NAMES, READ_MEASURES, READ_NAMES, Counts,
+                                          Estimate, estimate_groups, flat, flat_columns, one_vs_rest_kappa,
+                                          pattern_counts, proportion)
 from labeling.agreement_measures import CLASSES, DEGREES, K, ORDINAL_ORDER, SIDES, SIGNED, WEIGHTS
 from labeling.agreement_stats import (BOOTSTRAP_METHOD, PROPORTION_METHOD, Bootstrap, Profiles, cluster_sums,
                                       profiles_by_group, proportion_ci)
@@ -234,8 +234,8 @@ class ReadAgreement:
     """Reader agreement over all images read at least twice (graded reads only).
 
     The proportions (percent, side, degree agreement, L/R swap rate) and Gwet's, Fleiss' and
-    Krippendorff's coefficients use every graded read of an image; the Cohen family compares the
-    first and the second graded read. `measures` holds every Estimate by name (MEASURE_NAMES;
+    Krippendorff's coefficients use every graded read of an image (any number); the Cohen family
+    compares the first and the second graded read. `measures` holds every Estimate by name (MEASURE_NAMES;
     docs/agreement.md defines each); they are attributes too (`r.cohen_kappa`).
     """
     n_reads: int
@@ -270,19 +270,8 @@ def _multi_rater(prep: PreparedReads, mask: np.ndarray | None, boot: Bootstrap) 
 
 
 def _multi_rater_estimates(P: np.ndarray, profiles: Profiles, boot: Bootstrap) -> dict[str, Estimate]:
-    """Every read-agreement measure of one group's images (Fleiss' kappa on the most common number
-    of graded reads)."""
-    w0 = profiles.totals()
-    m = pattern_counts(P).sum(1) if len(P) else np.zeros(0, int)
-    per_m = np.bincount(m.astype(int), weights=w0, minlength=3) if len(P) else np.zeros(3)
-    m_star = int(np.argmax(per_m[2:]) + 2) if per_m[2:].sum() > 0 else 2
-    est = estimate_groups(P, [profiles], READ_PROPORTIONS + KAPPAS + GWETS + (fleiss(m_star),) + ALPHAS, boot)[0]
-    left_out = int(per_m.sum() - per_m[m_star])
-    f = est["fleiss_kappa"]
-    if left_out and math.isfinite(f.value):
-        note = f"images with {m_star} graded reads only; {left_out} images with another count left out"
-        est["fleiss_kappa"] = Estimate(f.value, f.ci_low, f.ci_high, f.n, "; ".join(filter(None, [note, f.reason])),
-                                       f.subjects)
+    """Every read-agreement measure of one group's images."""
+    est = estimate_groups(P, [profiles], READ_MEASURES, boot)[0]
     return {name: est[name] for name in READ_NAMES}
 
 

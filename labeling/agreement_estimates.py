@@ -144,12 +144,14 @@ def gwet(name: str) -> Measure:
     return Measure(name, "coefficient", NO_DOUBLE, ONE_CLASS, parts=parts)
 
 
-def fleiss(m_star: int) -> Measure:
-    """Fleiss' kappa over the images with exactly m_star graded reads (it needs a fixed count)."""
+def fleiss(name: str) -> Measure:
+    """Fleiss' kappa (nominal, or weighted) over every image with two or more graded reads."""
+    w = am.WEIGHTS[am.FLEISS_WEIGHTS[name]]
+
     def parts(s: Counts):
-        d_o, d_e, d_max = am.fleiss_parts(pattern_counts(s.P), s.W, m_star)
-        return d_o, d_e, d_max, s.W @ (pattern_counts(s.P).sum(1) == m_star)
-    return Measure("fleiss_kappa", "coefficient", f"no image has {m_star} graded reads", ONE_CLASS, parts=parts)
+        d_o, d_e, d_max = am.fleiss_parts(pattern_counts(s.P), s.W, w)
+        return d_o, d_e, d_max, s.units
+    return Measure(name, "coefficient", NO_DOUBLE, ONE_CLASS, parts=parts)
 
 
 def alpha(metric: str) -> Measure:
@@ -182,10 +184,11 @@ READ_PROPORTIONS = (proportion("percent_agreement"),
                     proportion("side_agreement", "no image has two reads naming a side (every pair involves N)"),
                     proportion("degree_agreement"), proportion("lr_swap_rate"))
 ALPHAS = (alpha("nominal"), alpha("ordinal"))
+FLEISSES = tuple(fleiss(name) for name in am.FLEISS_WEIGHTS)
 # The names of a comparison's and of the reads' measures, in the order tables show them.
 PAIR_NAMES = tuple(m.name for m in PAIR_MEASURES)
-READ_NAMES = tuple(m.name for m in READ_PROPORTIONS + KAPPAS + GWETS) + ("fleiss_kappa",) + tuple(
-    m.name for m in ALPHAS)
+READ_MEASURES = READ_PROPORTIONS + KAPPAS + GWETS + FLEISSES + ALPHAS
+READ_NAMES = tuple(m.name for m in READ_MEASURES)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,10 +232,9 @@ def estimate_groups(P: np.ndarray, groups: list[Profiles], measures, boot: Boots
             n, S = int(round(ci.n[g])), int(round(ci.subjects[g]))
             if n == 0:
                 out[g][m.name] = Estimate(NAN, n=0, reason=m.empty)
-            else:
-                note = None if boot.n_boot > 0 else None
+            else:  # n_boot = 0 asks for no interval at all
                 lo, hi = (ci.lo[g], ci.hi[g]) if boot.n_boot > 0 else (NAN, NAN)
-                out[g][m.name] = Estimate(float(ci.p[g]), float(lo), float(hi), n, note, S)
+                out[g][m.name] = Estimate(float(ci.p[g]), float(lo), float(hi), n, None, S)
     if not coefficients:
         return out
     parts0 = {m.name: m.parts(observed) for m in coefficients}

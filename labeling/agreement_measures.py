@@ -103,7 +103,10 @@ _DEFINITIONS = (
     Definition("gwet_ac2", "Gwet's AC2 (quadratic)", "coefficient",
                "Gwet's AC2 with quadratic weights on the scale L3 < ... < R3, all graded reads, 7 categories"),
     Definition("fleiss_kappa", "Fleiss' kappa", "coefficient",
-               "Fleiss' kappa (nominal) over the images with the most common number of graded reads"),
+               "Fleiss' kappa (nominal), every image with two or more graded reads (Gwet's generalisation to "
+               "varying numbers of reads)"),
+    Definition("fleiss_kappa_quadratic", "Fleiss' kappa, quadratic (ordinal scale)", "coefficient",
+               "Fleiss' kappa with quadratic weights on the scale L3 < ... < R3 (Gwet's weighted generalisation)"),
     Definition("krippendorff_alpha", "Krippendorff's alpha (nominal)", "coefficient",
                "Krippendorff's alpha with the nominal metric, every image with two or more graded reads"),
     Definition("krippendorff_alpha_ordinal", "Krippendorff's alpha (ordinal)", "coefficient",
@@ -125,6 +128,7 @@ KAPPA_WEIGHTS = {"cohen_kappa": "nominal", "kappa_linear": "linear", "kappa_quad
                  "kappa_degree_linear": "degree_linear", "kappa_degree_quadratic": "degree_quadratic",
                  "kappa_laterality": "laterality"}
 GWET_WEIGHTS = {"gwet_ac1": "nominal", "gwet_ac2": "quadratic"}
+FLEISS_WEIGHTS = {"fleiss_kappa": "nominal", "fleiss_kappa_quadratic": "quadratic"}
 
 
 def label(name: str) -> str:
@@ -228,18 +232,24 @@ def multi_gwet_parts(C: np.ndarray, W: np.ndarray, weights: np.ndarray) -> tuple
     return np.where(empty, np.nan, 1.0 - pa), np.where(empty, np.nan, 1.0 - pe), float(weights.max())
 
 
-def fleiss_parts(C: np.ndarray, W: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Fleiss' kappa over the units with exactly m ratings (C, W as for multi_gwet_parts):
-    D_o = 1 - P_bar (mean share of agreeing rater pairs), D_e = 1 - sum(p_j^2)."""
+def fleiss_parts(C: np.ndarray, W: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Fleiss' kappa, in Gwet's generalisation to any number of ratings per unit and to weights
+    (irrCAC's `fleiss`; C, W as for multi_gwet_parts): p_a as for Gwet's coefficients, p_e =
+    sum(v_kl pi_k pi_l) with pi the mean per-unit shares and v = 1 - w the agreement weights. With
+    a fixed number of ratings and nominal weights it is Fleiss' 1971 kappa (statsmodels')."""
     C = np.asarray(C, float)
-    eligible = C.sum(1) == m
-    n = W @ eligible.astype(float)
+    v = 1.0 - weights
+    r = C.sum(1)
+    ok = r >= 2
+    safe_r = np.where(ok, r, 2.0)
+    per_unit_pa = np.where(ok, (C * (C @ v.T - 1.0)).sum(1) / (safe_r * (safe_r - 1.0)), 0.0)
+    n = W @ ok.astype(float)
     safe = np.where(n > 0, n, 1.0)
-    p = (W @ (C * eligible[:, None])) / (safe * m)[:, None]
-    per_unit = np.where(eligible, ((C ** 2).sum(1) - m) / max(m * (m - 1), 1), 0.0)
-    p_bar = (W @ per_unit) / safe
+    pa = (W @ per_unit_pa) / safe
+    pi = (W @ (C / safe_r[:, None] * ok[:, None])) / safe[:, None]
+    pe = ((pi @ v) * pi).sum(1)
     empty = n == 0
-    return np.where(empty, np.nan, 1.0 - p_bar), np.where(empty, np.nan, 1.0 - (p ** 2).sum(1)), 1.0
+    return np.where(empty, np.nan, 1.0 - pa), np.where(empty, np.nan, 1.0 - pe), float(weights.max())
 
 
 def coincidences(C: np.ndarray) -> np.ndarray:

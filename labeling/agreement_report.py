@@ -45,8 +45,8 @@ def headline_rows(result: Audit) -> list[HeadlineRow]:
                         r.lr_swap_rate, None),
             HeadlineRow("cohen_kappa", "Cohen's kappa (first vs second read)", r.cohen_kappa, "cohen_kappa")]
     for name in ("kappa_linear", "kappa_quadratic", "kappa_degree_linear", "kappa_degree_quadratic",
-                 "kappa_laterality", "gwet_ac1", "gwet_ac2", "fleiss_kappa", "krippendorff_alpha",
-                 "krippendorff_alpha_ordinal"):
+                 "kappa_laterality", "gwet_ac1", "gwet_ac2", "fleiss_kappa", "fleiss_kappa_quadratic",
+                 "krippendorff_alpha", "krippendorff_alpha_ordinal"):
         rows.append(HeadlineRow(name, am.label(name), r.measures[name],
                                 "fleiss_kappa" if name == "fleiss_kappa" else None))
     rows += [HeadlineRow("check1", check1_label(result), result.checks.check1, "check1"),
@@ -174,8 +174,9 @@ def methods_paragraph(result: Audit, *, split: str | None = None, software: str 
         f"{_say(est['kappa_degree_quadratic'])} (quadratic), and with laterality-aware weights (|degree "
         f"difference|/3 within a side, 1 between sides) {_say(est['kappa_laterality'])}. Over all reads of an "
         f"image, Gwet's AC1 was {_say(est['gwet_ac1'])} and AC2 (quadratic weights) {_say(est['gwet_ac2'])}, "
-        f"Fleiss' kappa {_say(est['fleiss_kappa'])}, and Krippendorff's alpha {_say(est['krippendorff_alpha'])} "
-        f"(nominal) and {_say(est['krippendorff_alpha_ordinal'])} (ordinal).")
+        f"Fleiss' kappa {_say(est['fleiss_kappa'])} (nominal) and {_say(est['fleiss_kappa_quadratic'])} (quadratic "
+        f"weights), and Krippendorff's alpha {_say(est['krippendorff_alpha'])} (nominal) and "
+        f"{_say(est['krippendorff_alpha_ordinal'])} (ordinal).")
     checks = []
     if by_name["check1"].label.endswith("= exact agreement on these data"):
         checks.append("The check-1 consensus rate is the exact agreement on these data (no cannot-grade read, all "

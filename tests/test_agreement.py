@@ -108,10 +108,13 @@ def test_three_readers_fleiss_alpha_and_pairs():
     assert pairs[("A", "C")].agreement.value == pytest.approx(0.5)
 
 
-def test_fleiss_uses_the_most_common_read_count_and_says_so():
+def test_fleiss_uses_every_image_whatever_its_number_of_reads():
+    # (N,N), (L1,L1), (N,L1), (N,N,N): Gwet's generalisation (irrCAC's), not only the 2-read images.
+    # Per image agreeing pairs: 1, 1, 0, 1 -> p_a = 3/4; shares pi: N (1 + 0 + 1/2 + 1) / 4 = 5/8,
+    # L1 3/8 -> p_e = 25/64 + 9/64 = 34/64; kappa = (3/4 - 34/64) / (1 - 34/64) = 14/30.
     reads = reads_from_pairs([("N", "N"), ("L1", "L1"), ("N", "L1"), ("N", "N", "N")], readers=("A", "B", "C"))
     f = ag.read_agreement(reads, n_boot=0).fleiss_kappa
-    assert f.n == 3 and "1 images with another count left out" in f.reason
+    assert f.n == 4 and f.value == pytest.approx(14 / 30) and f.reason is None
 
 
 def test_one_class_only_is_undefined_not_an_error():
@@ -121,8 +124,8 @@ def test_one_class_only_is_undefined_not_an_error():
     assert r.percent_agreement.ci_low == pytest.approx(0.025 ** (1 / 5))
     assert r.degree_agreement.value == 1.0 and r.lr_swap_rate.value == 0.0 and r.lr_swap_rate.ci_high > 0
     assert math.isnan(r.side_agreement.value) and r.side_agreement.n == 0 and "side" in r.side_agreement.reason
-    for name in ("cohen_kappa", "kappa_linear", "kappa_laterality", "fleiss_kappa", "krippendorff_alpha",
-                 "krippendorff_alpha_ordinal"):
+    for name in ("cohen_kappa", "kappa_linear", "kappa_laterality", "fleiss_kappa", "fleiss_kappa_quadratic",
+                 "krippendorff_alpha", "krippendorff_alpha_ordinal"):
         e = r.measures[name]
         assert math.isnan(e.value) and "single class" in e.reason and e.n == 5, name
     # Gwet's chance agreement counts all 7 categories, so AC1 stays defined: 1, with an interval below.

@@ -113,7 +113,7 @@ def brute_force(reads: pd.DataFrame, n_boot: int, seed: int) -> dict[str, tuple[
         reps["cohen_kappa"].append(cohen_kappa_score(first, second, labels=list(am.CLASSES)))
         C = np.array([[img.count(c) for c in am.CLASSES] for img in images])
         reps["krippendorff_alpha"].append(krippendorff.alpha(value_counts=C, level_of_measurement="nominal"))
-        reps["fleiss_kappa"].append(fleiss_kappa(C))
+        reps["fleiss_kappa"].append(fleiss_kappa(C))  # two reads per image: Fleiss' 1971 kappa
     return {k: tuple(np.nanquantile(v, [0.025, 0.975])) for k, v in reps.items()}
 
 

@@ -185,10 +185,14 @@ def test_gwet_fleiss_krippendorff_many_raters_equal_the_libraries(seed, counts):
     for metric in ("nominal", "ordinal"):
         expected = krippendorff.alpha(value_counts=in_scale, level_of_measurement=metric)
         assert value(am.alpha_parts(C, W, metric)) == pytest.approx(expected), metric
-    if len(counts) == 1:
-        assert value(am.fleiss_parts(C, W, counts[0])) == pytest.approx(fleiss_kappa(C.astype(int)))
-        expected = CAC(raw, categories=[float(c) for c in categories], digits=12).fleiss()["est"]["coefficient_value"]
-        assert value(am.fleiss_parts(C, W, counts[0])) == pytest.approx(expected, abs=1e-9)
+    if len(counts) == 1:  # Fleiss' 1971 kappa needs a fixed count: statsmodels'
+        assert value(am.fleiss_parts(C, W, am.WEIGHTS["nominal"])) == pytest.approx(fleiss_kappa(C.astype(int)))
+    for w in ("nominal", "quadratic"):  # any count, and weighted: irrCAC's generalisation
+        scale_codes = raw.replace({c: float(list(am.ORDINAL_INDEX).index(c)) for c in categories})
+        v = 1 - am.WEIGHTS[w][np.ix_(am.ORDINAL_INDEX, am.ORDINAL_INDEX)]
+        expected = CAC(scale_codes, weights=v, categories=[float(c) for c in categories],
+                       digits=12).fleiss()["est"]["coefficient_value"]
+        assert value(am.fleiss_parts(C, W, am.WEIGHTS[w])) == pytest.approx(expected, abs=1e-9), w
 
 
 def test_the_audit_reports_the_libraries_values_on_raw_reads():
@@ -214,11 +218,11 @@ def test_the_audit_reports_the_libraries_values_on_raw_reads():
     for metric, name in (("nominal", "krippendorff_alpha"), ("ordinal", "krippendorff_alpha_ordinal")):
         expected = krippendorff.alpha(value_counts=C[:, am.ORDINAL_INDEX], level_of_measurement=metric)
         assert r.measures[name].value == pytest.approx(expected), name
-    three = C[C.sum(1) == 3]  # Fleiss on the most common count (3 reads)
-    assert r.fleiss_kappa.value == pytest.approx(fleiss_kappa(three)) and r.fleiss_kappa.n == len(three)
     raw = pd.DataFrame([[float(am.CLASSES.index(x)) for x in row] + [np.nan] * (4 - len(row)) for row in per_image])
-    expected = CAC(raw, categories=[float(c) for c in range(7)], digits=12).gwet()["est"]["coefficient_value"]
-    assert r.gwet_ac1.value == pytest.approx(expected, abs=1e-9)
+    cac = CAC(raw, categories=[float(c) for c in range(7)], digits=12)
+    assert r.gwet_ac1.value == pytest.approx(cac.gwet()["est"]["coefficient_value"], abs=1e-9)
+    assert r.fleiss_kappa.value == pytest.approx(cac.fleiss()["est"]["coefficient_value"], abs=1e-9)
+    assert r.fleiss_kappa.n == len(per_image)
     unanimous = np.mean([len(set(row)) == 1 for row in per_image])
     assert r.percent_agreement.value == pytest.approx(unanimous)
     swaps = np.mean([any(x[0] == "L" for x in row) and any(x[0] == "R" for x in row) for row in per_image])

@@ -216,9 +216,9 @@ def test_empty_project_loads_and_audits(db):
     a = data.audit(n_boot=0)
     assert a.reads.n_reads == 0 and math.isnan(a.reads.percent_agreement.value)
     assert not a.models and not a.asymmetry
-    # The 15 read measures and the 2 check rates, each with its reason; no model row without a run.
+    # The 16 read measures and the 2 check rates, each with its reason; no model row without a run.
     table = ad.overview(a)
-    assert len(table) == 17 and table["ours"].isna().all() and (table["note"] != "").all()
+    assert len(table) == 18 and table["ours"].isna().all() and (table["note"] != "").all()
 
 
 def test_data_version_changes_with_every_event(db):
