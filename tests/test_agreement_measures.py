@@ -77,6 +77,11 @@ def test_weighted_kappas_and_gwet_on_the_hand_case():
     pe = (49 - 392 / 36) / 42 * 0.655
     assert am.gwet(a, b, "quadratic") == pytest.approx((355 / 360 - pe) / (1 - pe))
     assert am.gwet(a, b) == pytest.approx(4.145 / 5.345)  # AC1, worked in test_agreement.py
+    # Fleiss, quadratic weights: p_a as AC2's, 355/360; pi N .35, L1 .4, R1 .25 and
+    # p_e = sum v pi pi = .345 + 2 (35/36 * .35 * .4 + 35/36 * .35 * .25 + 32/36 * .4 * .25).
+    pe = 0.345 + 2 * (35 / 36 * 0.14 + 35 / 36 * 0.0875 + 32 / 36 * 0.1)
+    fleiss_q = ag.read_agreement(reads_from_pairs(HAND), n_boot=0).fleiss_kappa_quadratic
+    assert fleiss_q.value == pytest.approx((355 / 360 - pe) / (1 - pe))
 
 
 def test_lr_swap_rate_and_proportions_by_hand():
