@@ -75,7 +75,9 @@ def _flat_keys(group: np.ndarray, subject: np.ndarray, n_groups: int, n_subjects
     subject, renumbered densely (np.unique) only when that range would be too large to count in."""
     S = max(int(n_subjects), 1)
     key = np.asarray(group, np.int64) * S + np.asarray(subject, np.int64)
-    if n_groups * S <= 1 << 25:
+    # Counting in a dense range keeps memory bounded (a few words of 8 bytes per key): 3 million
+    # (pair, subject) keys at bench scale; beyond 4 million the keys present are numbered instead.
+    if n_groups * S <= 1 << 22:
         return key, n_groups * S, None
     present, key = np.unique(key, return_inverse=True)
     return key.ravel(), len(present), present // S

@@ -139,10 +139,12 @@ def test_resampling_subjects_is_wider_than_resampling_images_when_they_cluster()
     assert by_subject.ci_high - by_subject.ci_low > 1.2 * (by_image.ci_high - by_image.ci_low)
 
 
-def test_profiles_hold_every_subject_once_and_resamples_keep_their_total():
+@pytest.mark.parametrize("n_subjects", [90, 5_000_000])  # counted in a dense range, or numbered first
+def test_profiles_hold_every_subject_once_and_resamples_keep_their_total(n_subjects):
     rng = np.random.default_rng(5)
-    group, subject, value = rng.integers(0, 3, 2000), rng.integers(0, 90, 2000), rng.integers(0, 49, 2000)
-    profiles = profiles_by_group(group, subject, value, 49, 3, 90)
+    group, value = rng.integers(0, 3, 2000), rng.integers(0, 49, 2000)
+    subject = rng.choice(rng.integers(0, n_subjects, 90), 2000)
+    profiles = profiles_by_group(group, subject, value, 49, 3, n_subjects)
     frame = pd.DataFrame({"g": group, "s": subject, "v": value})
     for g, p in enumerate(profiles):
         # Brute force: each subject's counts per value, then how many subjects share each vector.
