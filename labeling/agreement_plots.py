@@ -83,8 +83,9 @@ def agreement_over_time_figure(over_time: pd.DataFrame, *, title: str = "Agreeme
     fig.update_layout(title=title, xaxis=time_axis(over_time["period"], freq),
                       yaxis={"title": "agreement", "range": [min(0, float(
                           np.nanmin(over_time["cohen_kappa"].to_numpy(float), initial=0))), 1.02]},
-                      yaxis2={"title": "images", "overlaying": "y", "side": "right", "showgrid": False},
-                      legend={"orientation": "h"})
+                      yaxis2={"title": "images", "overlaying": "y", "side": "right", "showgrid": False,
+                              "tickmode": "auto", "rangemode": "tozero", "tickformat": ",d"},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return fig
 
 
