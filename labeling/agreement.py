@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -471,10 +471,12 @@ class _PairedRows:
                            np.asarray(movement, np.int16)))
 
     def comparisons(self, boot: Bootstrap, names: list[str], axes: list[tuple[str, str]], metas: list[dict],
-                    units: list[str] | str = "subject", by_movement: bool = True) -> list[Comparison]:
+                    units: list[str] | str = "subject", by_movement: bool = True,
+                    pool: Executor | None = None) -> list[Comparison]:
         """Return one Comparison per group (names, confusion axis names, meta and unit per group);
         by_movement=False leaves per_movement empty (reader pairs and readers vs final, whose
-        per-movement figures are agreement_by's: 1,260 small tables nobody reads at bench scale)."""
+        per-movement figures are agreement_by's: 1,260 small tables nobody reads at bench scale).
+        With a `pool`, the second half of the groups is estimated on one of its threads."""
         G, M = self.n_groups, max(len(self.movements), 1)
         if self.parts:
             group, cluster, cell, movement = (np.concatenate(c) for c in zip(*self.parts))
@@ -485,8 +487,12 @@ class _PairedRows:
         if not valid.all():
             group, cluster, cell, movement = group[valid], cluster[valid], cell[valid], movement[valid]
         cells = np.bincount(group.astype(np.int64) * (K * K) + cell, minlength=G * K * K).reshape(G, K * K)
-        estimates = estimate_groups(CELL_PATTERNS, profiles_by_group(group, cluster, cell, K * K, G, self.n_clusters),
-                                    PAIR_MEASURES, boot)
+        profiles = profiles_by_group(group, cluster, cell, K * K, G, self.n_clusters)
+        # Each group draws from its own seeded generator: splitting them changes no number.
+        half = G // 2 if pool is not None and G > 1 and boot.n_boot > 0 else G
+        second = pool.submit(estimate_groups, CELL_PATTERNS, profiles[half:], PAIR_MEASURES, boot) if half < G else None
+        estimates = estimate_groups(CELL_PATTERNS, profiles[:half], PAIR_MEASURES, boot)
+        estimates += second.result() if second is not None else []
         # Per movement: the accuracy of each (group, movement) with its subjects as clusters.
         if by_movement:
             hit = (cell // K == cell % K).astype(float)
@@ -560,10 +566,11 @@ def confusion_frame(reference, labels, *, names=("reference", "labels")) -> pd.D
     return compare_labels(reference, labels, names=names, n_boot=0).confusion
 
 
-def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
+def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+                 pool: Executor | None = None) -> list[Comparison]:
     """Return one Comparison per pair of readers who read the same images (reader A in rows;
     a reader paired with themself is intra-reader agreement, first read in rows). Reads without a
-    reader name are left out."""
+    reader name are left out. With a `pool`, half the pairs' bootstrap runs on one of its threads."""
     prep = prepare_reads(reads)
     g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader_code", "code"]]  # by image, then rank
     image, reader, code = g["image"].to_numpy(), g["reader_code"].to_numpy(), g["code"].to_numpy()
@@ -599,7 +606,8 @@ def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float 
     pairs = [(names[a_of[k]], names[b_of[k]]) for k in keys]
     return rows.comparisons(Bootstrap(n_boot, seed, confidence), [f"{a} vs {b}" for a, b in pairs],
                             [(f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")) for a, b in pairs],
-                            [{"reader_a": a, "reader_b": b} for a, b in pairs], prep.unit, by_movement=False)
+                            [{"reader_a": a, "reader_b": b} for a, b in pairs], prep.unit, by_movement=False,
+                            pool=pool)
 
 
 def readers_vs_final(reads, finals: pd.DataFrame | None, *, n_boot: int = 1000, seed: int = 0,
@@ -1085,12 +1093,12 @@ def audit(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | None
     image_subjects = prep.images[["image_id", "subject"]]
     everyone = image_subjects if subjects is None else pd.concat([subjects[["image_id", "subject"]], image_subjects])
     # The reader pairs (180 at bench/scale.py) are compared on a second thread while this one
-    # computes the rest: their bootstrap is mostly numpy's random draws and array sums, which do
-    # not hold the GIL, so the two share the cores. BLAS keeps to one thread meanwhile: its
-    # products here are small (50,000 x 49), and its own threads contending with ours doubled the
-    # reader pairs' CPU time on 2 cores.
-    with threadpool_limits(1, "blas"), ThreadPoolExecutor(1) as pool:
-        pairs = pool.submit(reader_pairs, prep, **kw)
+    # computes the rest, and half their bootstrap on a third once their counts are ready: it is
+    # mostly numpy's random draws and array products, which do not hold the GIL, so the threads
+    # share the cores. BLAS keeps to one thread meanwhile: its products here are small (50,000 x
+    # 49), and its own threads contending with ours doubled the reader pairs' CPU time on 2 cores.
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(2) as pool:
+        pairs = pool.submit(reader_pairs, prep, pool=pool, **kw)
         read = read_agreement(prep, **kw)
         over_time = agreement_over_time(prep, time_freq)
         synthetic = _group_key(prep.images, "synthetic") == "synthetic"

@@ -92,6 +92,11 @@ class Counts:
         return am.margins(self.tables)
 
     @cached_property
+    def kappas(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every named kappa's parts at once (KAPPA_WEIGHTS order, leading axis)."""
+        return am.kappa_parts(self.margins, np.stack([am.WEIGHTS[w] for w in am.KAPPA_WEIGHTS.values()]))
+
+    @cached_property
     def units(self) -> np.ndarray:
         """Images (units with two or more graded reads) per row of W."""
         return self.W @ (pattern_counts(self.P).sum(1) >= 2)
@@ -124,11 +129,11 @@ def proportion(name: str, empty: str = NO_DOUBLE, cls: int | None = None, as_nam
 
 
 def kappa(name: str) -> Measure:
-    w = am.WEIGHTS[am.KAPPA_WEIGHTS[name]]
+    i = list(am.KAPPA_WEIGHTS).index(name)
 
     def parts(s: Counts):
-        d_o, d_e, d_max = am.kappa_parts(s.margins, w)
-        return d_o, d_e, d_max, s.margins.n
+        d_o, d_e, d_max = s.kappas
+        return d_o[i], d_e[i], float(d_max[i]), s.margins.n
     return Measure(name, "coefficient", NO_DOUBLE, ONE_CLASS, parts=parts)
 
 
