@@ -154,7 +154,11 @@ def methods_paragraph(result: Audit, *, split: str | None = None, software: str 
     if result.synthetic:
         parts.append(f"SYNTHETIC DATA: {result.n_synthetic_images} of the images are synthetic demo faces, "
                      "not patients; these figures describe the software, not a study.")
-    reads_per_image = r.n_reads / r.n_images if r.n_images else float("nan")
+    if not r.n_images:
+        parts.append("Design. No image has been read yet: there is nothing to report.")
+        parts.append(f"Software: {software or software_versions()}.")
+        return " ".join(parts)
+    reads_per_image = r.n_reads / r.n_images
     parts.append(
         f"Design. {r.n_images} facial photographs of {_subjects(result)} were graded into seven classes (N, no "
         "palsy; L1–L3 and R1–R3, left or right palsy of mild, moderate or severe degree) by "

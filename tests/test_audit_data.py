@@ -408,6 +408,7 @@ def test_cli_agreement_on_an_empty_project(db, capsys):
     assert main(["agreement", "--n-boot", "0"]) == 0
     out = capsys.readouterr().out
     assert "0 image(s) of 0 subject(s) read" in out and "no image has two graded reads" in out
+    assert "No image has been read yet" in out and "nan" not in out
     assert main(["agreement", "--json", "--n-boot", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["n_reads"] == 0
 
