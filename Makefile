@@ -10,10 +10,11 @@ PORT ?= 8501
 .PHONY: setup run test test-fast browser bench clean-venv
 
 # The venv is (re)built when missing or when requirements.txt is newer than the last install.
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	@cp requirements.txt $(STAMP)
 
 setup: $(STAMP)

@@ -374,6 +374,15 @@ M0012_LANDMARK_CORRECTIONS = [
     "ALTER TABLE measurements ADD COLUMN auto_points TEXT",
 ]
 
+M0013_PREDICTION_SUBJECTS = [
+    # The trainer's predictions.csv names each image's hashed subject (the export's subject_hash)
+    # and source (issue 15): the agreement audit resamples a model's test images by subject, as it
+    # does the reads. Both stay empty for runs evaluated before.
+    "ALTER TABLE model_predictions ADD COLUMN subject_hash TEXT",
+    # The trainer's own demo export says "synthetic"; a project's exports say hospital or mobile.
+    "ALTER TABLE model_predictions ADD COLUMN source TEXT CHECK (source IS NULL OR length(source) BETWEEN 1 AND 40)",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -386,6 +395,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (9, "server-side sign-in sessions", M0009_SESSIONS),
     (10, "per-image read requirement, dwell times, adjudication undo, effective-event views", M0010_CHECK1_POLICY),
     (12, "landmark corrections by hand (append-only)", M0012_LANDMARK_CORRECTIONS),
+    (13, "predictions name their hashed subject and source", M0013_PREDICTION_SUBJECTS),
 ]
 
 

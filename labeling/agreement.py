@@ -1,380 +1,87 @@
-"""Agreement audit (DESIGN §7, issue 5): reader vs reader, reader vs final, the asymmetry range
-classifier vs final, and model vs neurologists, with chance-corrected measures and bootstrap CIs.
+"""Agreement audit (issue 5, issue 15): reader vs reader, reader vs final, the asymmetry range
+classifier vs final, and model runs vs their truth, with named measures and subject-level
+intervals.
 
-Plain pandas in, dataclasses and DataFrames out: no Streamlit, no SQL. Reported values come from
-scikit-learn, statsmodels and krippendorff; docs/agreement.md defines every measure.
+Plain pandas in, dataclasses and DataFrames out: no Streamlit, no SQL. The measures are defined
+once in labeling/agreement_measures.py, their intervals in labeling/agreement_stats.py and their
+estimation on pattern counts in labeling/agreement_estimates.py; the methods paragraph and the
+headline in labeling/agreement_report.py. docs/agreement.md defines every measure.
+
+The unit of every interval is the subject: reads, finals, range classes and predictions are
+tied to their image's subject (a `subject` column, or the `subjects` frame image_id -> subject);
+an image without a subject counts as a subject of its own, and the outputs say so.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import krippendorff
 import numpy as np
 import pandas as pd
-from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
+from threadpoolctl import threadpool_limits
 
-from db.migrations import CLASSES, MOVEMENTS
+from db.migrations import MOVEMENTS
+from labeling import agreement_measures as am
+from labeling.agreement_estimates import (CELL_PATTERNS, PAIR_MEASURES, PAIR_NAMES, READ_MEASURES, READ_NAMES, Counts,
+                                          Estimate, estimate_groups, flat, flat_columns, one_vs_rest_kappa,
+                                          pattern_counts, proportion)
+from labeling.agreement_measures import CLASSES, DEGREES, K, ORDINAL_ORDER, SIDES, SIGNED, WEIGHTS
+from labeling.agreement_stats import (BOOTSTRAP_METHOD, PROPORTION_METHOD, Bootstrap, Profiles, cluster_sums,
+                                      profiles_by_group, proportion_ci)
 from labeling.csvsafe import safe_csv_frame
-from labeling.classes import side_and_degree
 
-K = len(CLASSES)
-# Side (0 none, 1 left, 2 right) and degree (0-3) of each class, in CLASSES order.
-SIDES = np.array([{None: 0, "L": 1, "R": 2}[side_and_degree(c)[0]] for c in CLASSES])
-DEGREES = np.array([side_and_degree(c)[1] for c in CLASSES])
+__all__ = ["CLASSES", "K", "SIDES", "DEGREES", "SIGNED", "ORDINAL_ORDER", "WEIGHTS", "DEGREE_WEIGHTS",
+           "degree_weights", "Estimate", "Bootstrap", "CELL_PATTERNS", "READ_COLUMNS", "CANNOT_GRADE",
+           "PreparedReads", "prepare_reads", "ReadAgreement", "MEASURE_NAMES", "PAIR_NAMES", "read_agreement",
+           "agreement_by", "class_agreement", "Comparison", "normalise_rows", "compare_labels", "confusion_frame",
+           "reader_pairs", "readers_vs_final", "asymmetry_vs_final", "evaluate_runs", "compare_runs",
+           "movement_table", "CheckRates", "check_rates", "agreement_over_time", "auto_freq",
+           "reader_label_distribution", "reading_time_summary", "published_figures", "Audit", "audit", "summary",
+           "report_csv"]
+
 READ_COLUMNS = ("image_id", "reader", "label", "submitted_at", "duration_ms", "movement", "source",
-                "synthetic")
+                "synthetic", "subject")
 CANNOT_GRADE = "cannot grade"
 NAN = float("nan")
+# The laterality-aware matrix, by its former name (the Agreement page called its kappa "weighted
+# on degree"); agreement_measures.WEIGHTS["laterality"] is the definition.
+DEGREE_WEIGHTS = WEIGHTS["laterality"]
 
 
 def degree_weights() -> np.ndarray:
-    """Return the 7x7 disagreement weights of the degree-weighted kappa (CLASSES order on both axes).
-
-    0 on the diagonal; |degree difference| / 3 between two classes of the same side or between a
-    class and N (degree 0); 1 between a left and a right class, whatever their degrees.
-    """
-    w = np.abs(DEGREES[:, None] - DEGREES[None, :]) / 3.0
-    w[(SIDES[:, None] * SIDES[None, :] > 0) & (SIDES[:, None] != SIDES[None, :])] = 1.0
-    return w
-
-
-DEGREE_WEIGHTS = degree_weights()
-_NOMINAL = 1.0 - np.eye(K)
+    """Return a copy of the laterality-aware disagreement weights (former name)."""
+    return WEIGHTS["laterality"].copy()
 
 
 # --------------------------------------------------------------------------------------------
-# Estimates and the bootstrap
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One measure: its value, a percentile-bootstrap CI, the number of images (or pairs) it rests
-    on, and `reason`, which says why `value` is NaN (or notes a caveat on the CI)."""
-    value: float
-    ci_low: float = NAN
-    ci_high: float = NAN
-    n: int = 0
-    reason: str | None = None
-
-    def to_dict(self) -> dict:
-        """Return the estimate as a JSON-ready dict (NaN becomes None)."""
-        return {"value": _num(self.value), "ci_low": _num(self.ci_low), "ci_high": _num(self.ci_high),
-                "n": int(self.n), "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Bootstrap:
-    """Bootstrap settings: resamples of images with replacement, seeded, percentile interval."""
-    n_boot: int = 1000
-    seed: int = 0
-    confidence: float = 0.95
-
-
-def _num(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else float(x)
-
-
-def _ratio(num, den):
-    num = np.asarray(num, float)
-    den = np.asarray(den, float)
-    ok = den > 0
-    return np.where(ok, num / np.where(ok, den, 1.0), np.nan)
-
-
-def _resample(weights: np.ndarray, boot: Bootstrap) -> np.ndarray | None:
-    """Return (n_boot, U) image counts per pattern: resampling the images with replacement."""
-    total = int(weights.sum())
-    if boot.n_boot <= 0 or total == 0:
-        return None
-    rng = np.random.default_rng(boot.seed)
-    return rng.multinomial(total, weights / total, size=boot.n_boot).astype(float)
-
-
-def _percentile_ci(reps: np.ndarray, boot: Bootstrap) -> tuple[float, float, str | None]:
-    finite = reps[np.isfinite(reps)]
-    bad = len(reps) - len(finite)
-    if len(finite) < 0.5 * len(reps):
-        return NAN, NAN, f"no CI: the measure is undefined in {bad} of {len(reps)} resamples"
-    tail = (1.0 - boot.confidence) / 2.0
-    lo, hi = np.quantile(finite, [tail, 1.0 - tail])
-    return float(lo), float(hi), (f"{bad} of {len(reps)} resamples undefined; CI from the rest" if bad else None)
-
-
-def _percentile_cis(reps: np.ndarray, boot: Bootstrap) -> list[tuple[float, float, str | None]]:
-    """_percentile_ci of each row of reps (groups x resamples); the rows without an undefined
-    replicate in one np.quantile call, which computes each row as the 1-D call would."""
-    out: list = [None] * len(reps)
-    finite = np.isfinite(reps).all(axis=1)
-    if finite.any():
-        tail = (1.0 - boot.confidence) / 2.0
-        lo, hi = np.quantile(reps[finite], [tail, 1.0 - tail], axis=1)
-        for row, low, high in zip(np.flatnonzero(finite), lo, hi):
-            out[row] = (float(low), float(high), None)
-    for row in np.flatnonzero(~finite):
-        out[row] = _percentile_ci(reps[row], boot)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Patterns: an image's graded reads reduced to (first label, second label, count per class).
-# Every measure depends on the images only through how many images share each pattern, so a
-# bootstrap resample is a multinomial draw of pattern counts: exact, and fast at 100,000 images.
-
-_FIRST, _SECOND, _COUNTS = 0, 1, slice(2, 2 + K)
-
-
-def _cell_patterns() -> np.ndarray:
-    """Patterns of the 49 (a, b) label pairs, index a * 7 + b: for two-labeller comparisons."""
-    a, b = np.divmod(np.arange(K * K), K)
-    counts = np.zeros((K * K, K), int)
-    np.add.at(counts, (np.arange(K * K), a), 1)
-    np.add.at(counts, (np.arange(K * K), b), 1)
-    return np.column_stack([a, b, counts])
-
-
-CELL_PATTERNS = _cell_patterns()
-
-
-def _pair_tables(P: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """(B, 7, 7) tables of first read (rows) vs second read (columns)."""
-    if P is CELL_PATTERNS:  # pattern a * 7 + b is the cell (a, b): the counts are the tables
-        return W.reshape(-1, K, K)
-    idx = np.flatnonzero(P[:, _SECOND] >= 0)
-    onehot = np.zeros((len(P), K * K))
-    onehot[idx, P[idx, _FIRST] * K + P[idx, _SECOND]] = 1.0
-    return (W @ onehot).reshape(-1, K, K)
-
-
-def _chance(T: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (n, n or 1 where n = 0, expected proportions from the margins) of each table in T."""
-    rows, cols = T.sum(2), T.sum(1)
-    n = rows.sum(1)  # counts are whole numbers: any order of summing gives the same n
-    safe = np.where(n > 0, n, 1.0)
-    return n, safe, rows[:, :, None] * cols[:, None, :] / (safe ** 2)[:, None, None]
-
-
-def _kappa_reps(T: np.ndarray, weights: np.ndarray, chance=None) -> np.ndarray:
-    """Weighted Cohen's kappa of each table in T, 1 - sum(w*O) / sum(w*E), w disagreement weights
-    (statsmodels' definition; w = 1 - I gives the unweighted kappa). Bootstrap replicates only.
-    `chance` is _chance(T) when the caller has it already."""
-    n, safe, expected = _chance(T) if chance is None else chance
-    observed = (T * weights).sum((1, 2)) / safe
-    kappa = 1.0 - _ratio(observed, (expected * weights).sum((1, 2)))
-    return np.where(n > 0, kappa, np.nan)
-
-
-def _library_kappa(table: np.ndarray, weights: np.ndarray | None) -> float:
-    return float(cohens_kappa(table, weights=weights, return_results=False))
-
-
-def _repeat_rows(P: np.ndarray, w: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The per-image count table (one row per image) that the libraries expect."""
-    return np.repeat(P[mask][:, _COUNTS], w[mask].astype(int), axis=0)
-
-
-class _Counts:
-    """Images per pattern, W (B, U) over the patterns P (U, 9); first/second-read tables and their
-    chance agreement cached (both Cohen's kappas use them)."""
-
-    def __init__(self, P: np.ndarray, W: np.ndarray):
-        self.P, self.W = P, W
-
-    @cached_property
-    def tables(self) -> np.ndarray:
-        return _pair_tables(self.P, self.W)
-
-    @cached_property
-    def chance(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return _chance(self.tables)
-
-
-@dataclass(frozen=True)
-class _Measure:
-    name: str
-    # _Counts -> (values, n): the measure and the number of units it rests on, per row of W.
-    replicate: Callable[[_Counts], tuple[np.ndarray, np.ndarray]]
-    empty: str
-    undefined: str = "undefined"
-    # (P, w) -> value from the library for the observed counts; None for plain proportions.
-    library: Callable[[np.ndarray, np.ndarray], float] | None = None
-
-
-def _proportion_measure(name, eligible, agree, empty) -> _Measure:
-    def replicate(s: _Counts):
-        e, a = eligible(s.P), agree(s.P)
-        n = s.W @ e
-        return _ratio(s.W @ (e & a), n), n
-    return _Measure(name, replicate, empty)
-
-
-def _counts(P):
-    return P[:, _COUNTS]
-
-
-def _unanimous(P):
-    C = _counts(P)
-    return C.max(1) == C.sum(1)
-
-
-def _double(P):
-    return _counts(P).sum(1) >= 2
-
-
-def _lateral(P):
-    C = _counts(P)
-    return C[:, SIDES > 0].sum(1) >= 2
-
-
-def _same_side(P):
-    C = _counts(P)
-    return (C[:, SIDES == 1].sum(1) == 0) | (C[:, SIDES == 2].sum(1) == 0)
-
-
-def _same_degree(P):
-    C = _counts(P)
-    per_degree = np.stack([C[:, DEGREES == d].sum(1) for d in range(4)], 1)
-    return per_degree.max(1) == C.sum(1)
-
-
-_NO_DOUBLE = "no image has two graded reads"
-PERCENT = _proportion_measure("percent_agreement", _double, _unanimous, _NO_DOUBLE)
-SIDE = _proportion_measure("side_agreement", _lateral, _same_side,
-                           "no image has two reads naming a side (every pair involves N)")
-DEGREE = _proportion_measure("degree_agreement", _double, _same_degree, _NO_DOUBLE)
-
-_ONE_CLASS = "undefined: the reads use a single class, so chance agreement is 1"
-
-
-def _cohen_measure(name: str, weights: np.ndarray | None) -> _Measure:
-    w = _NOMINAL if weights is None else weights
-
-    def replicate(s: _Counts):
-        return _kappa_reps(s.tables, w, s.chance), s.chance[0]
-
-    def library(P, w0):
-        return _library_kappa(_pair_tables(P, w0[None, :])[0], weights)
-
-    return _Measure(name, replicate, _NO_DOUBLE, _ONE_CLASS, library)
-
-
-COHEN = _cohen_measure("cohen_kappa", None)
-COHEN_WEIGHTED = _cohen_measure("cohen_kappa_weighted", DEGREE_WEIGHTS)
-
-
-def _fleiss_measure(m_star: int) -> _Measure:
-    """Fleiss' kappa over the images with exactly m_star graded reads (it needs a fixed count)."""
-    def replicate(s: _Counts):
-        P, W = s.P, s.W
-        C = _counts(P)
-        m = C.sum(1)
-        elig = m == m_star
-        n = W @ elig
-        p = _ratio(W @ (C * elig[:, None]), (n * m_star)[:, None])
-        per_image = ((C ** 2).sum(1) - m) / (m_star * (m_star - 1)) * elig
-        p_bar = _ratio(W @ per_image, n)
-        p_e = (p ** 2).sum(1)
-        return _ratio(p_bar - p_e, 1.0 - p_e), n
-
-    def library(P, w0):
-        return float(fleiss_kappa(_repeat_rows(P, w0, _counts(P).sum(1) == m_star), method="fleiss"))
-
-    return _Measure("fleiss_kappa", replicate, f"no image has {m_star} graded reads", _ONE_CLASS, library)
-
-
-def _coincidences(P: np.ndarray) -> np.ndarray:
-    """Per-pattern contribution to Krippendorff's coincidence matrix, flattened (U, 49)."""
-    C = _counts(P).astype(float)
-    m = C.sum(1)
-    f = C[:, :, None] * C[:, None, :] - C[:, :, None] * np.eye(K)
-    f /= np.maximum(m - 1, 1)[:, None, None]
-    f[m < 2] = 0.0
-    return f.reshape(len(P), K * K)
-
-
-def _alpha_replicate(s: _Counts):
-    P, W = s.P, s.W
-    o = (W @ _coincidences(P)).reshape(-1, K, K)
-    n_v = o.sum(1)
-    n = n_v.sum(1)
-    e = (n_v[:, :, None] * n_v[:, None, :] - n_v[:, :, None] * np.eye(K)) / np.where(n > 1, n - 1, 1)[:, None, None]
-    alpha = 1.0 - _ratio((o * _NOMINAL).sum((1, 2)), (e * _NOMINAL).sum((1, 2)))
-    return alpha, W @ _double(P)
-
-
-def _alpha_library(P, w0):
-    rows = _repeat_rows(P, w0, _double(P))
-    return float(krippendorff.alpha(value_counts=rows, level_of_measurement="nominal"))
-
-
-ALPHA = _Measure("krippendorff_alpha", _alpha_replicate, _NO_DOUBLE, _ONE_CLASS, _alpha_library)
-PAIR_MEASURES = (PERCENT, SIDE, DEGREE, COHEN, COHEN_WEIGHTED)
-
-
-def _estimates(P: np.ndarray, w0: np.ndarray, measures, boot: Bootstrap) -> dict[str, Estimate]:
-    """Every measure for one group of images given as pattern counts w0, sharing one resample."""
-    return _estimates_by_group(P, np.asarray(w0, float)[None, :], measures, boot)[0]
-
-
-# Replicate rows computed at once by _estimates_by_group: 50 groups of 1000 resamples of the 49
-# cells of a comparison keep each pass's arrays near 20 MB.
-_BATCH_ROWS = 50_000
-
-
-def _estimates_by_group(P: np.ndarray, W0: np.ndarray, measures, boot: Bootstrap) -> list[dict[str, Estimate]]:
-    """_estimates of each row of W0 (groups x patterns), computed together.
-
-    Every group draws its resample from its own generator seeded with boot.seed, exactly as if it
-    were estimated alone, so a group's CI does not depend on which other groups exist. The
-    replicates of many groups then go through each measure in one vectorised pass (one pass per
-    group took about 1 s over the 180 reader pairs of bench/scale.py; the draws are what remains).
-    """
-    W0 = np.asarray(W0, float)
-    counts = _Counts(P, W0)
-    observed = {m.name: m.replicate(counts) for m in measures}
-    cis: dict[str, list] = {m.name: [None] * len(W0) for m in measures}
-    per_batch = max(1, _BATCH_ROWS // max(boot.n_boot, 1))
-    for start in range(0, len(W0), per_batch):
-        groups = range(start, min(start + per_batch, len(W0)))
-        draws = {g: _resample(W0[g], boot) for g in groups}
-        drawn = [g for g in groups if draws[g] is not None]
-        if not drawn:
-            continue
-        resampled = _Counts(P, np.concatenate([draws[g] for g in drawn]))
-        for m in measures:
-            for g, ci in zip(drawn, _percentile_cis(m.replicate(resampled)[0].reshape(len(drawn), -1), boot)):
-                cis[m.name][g] = ci
-    out = []
-    for g, w0 in enumerate(W0):
-        est = {}
-        for m in measures:
-            values, ns = observed[m.name]
-            v0, n0 = float(values[g]), int(round(ns[g]))
-            if n0 == 0:
-                est[m.name] = Estimate(NAN, n=0, reason=m.empty)
-                continue
-            if not math.isfinite(v0):
-                est[m.name] = Estimate(NAN, n=n0, reason=m.undefined)
-                continue
-            value = m.library(P, w0) if m.library else v0
-            lo, hi, note = cis[m.name][g] or (NAN, NAN, None)
-            est[m.name] = Estimate(value, lo, hi, n0, note)
-        out.append(est)
-    return out
-
-
-def _flat(estimates: Mapping[str, Estimate]) -> dict:
-    """One table row: value, _lo, _hi, _n per measure, and the reasons joined in `notes`."""
-    row, notes = {}, []
-    for name, e in estimates.items():
-        row.update({name: e.value, f"{name}_lo": e.ci_low, f"{name}_hi": e.ci_high, f"{name}_n": e.n})
-        if e.reason:
-            notes.append(f"{name}: {e.reason}")
-    row["notes"] = "; ".join(notes)
-    return row
+# Subjects: the clusters of every interval
+
+
+def _cluster_codes(subject, fallback) -> tuple[np.ndarray, int]:
+    """Return (code per row, rows without a subject): rows with the same subject share a code;
+    a row without one gets the code of its `fallback` key (its image), a cluster of its own."""
+    subject = np.asarray(subject, dtype=object)
+    missing = pd.isna(subject) if len(subject) else np.zeros(0, bool)
+    if not missing.any():
+        codes, _ = pd.factorize(subject)
+        return codes.astype(np.int64), 0
+    keys = np.empty(len(subject), dtype=object)
+    keys[~missing] = ["s:" + str(s) for s in subject[~missing]]
+    keys[missing] = ["i:" + str(f) for f in np.asarray(fallback, dtype=object)[missing]]
+    codes, _ = pd.factorize(keys)
+    return codes.astype(np.int64), int(missing.sum())
+
+
+def unit_name(n_rows: int, n_without: int) -> str:
+    """How a set of rows was clustered, in words."""
+    if n_rows == 0 or n_without == 0:
+        return "subject"
+    if n_without == n_rows:
+        return "image (no subject known)"
+    return f"subject ({n_without} of {n_rows} without a subject, each its own cluster)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,9 +96,11 @@ class PreparedReads:
     grade, -2 not a class), `at` (UTC time), `image` (int), `rank` (order among the image's
     graded reads, -1 if not graded) and `reader_code` (index into `readers`, the reader names in
     sorted order; -1 for a read without a reader name). images: one row per image with image_id,
-    movement, source, synthetic, n_reads, n_graded, first and second (codes of the first two
-    graded reads, -1 if none), second_at and `pattern` (row in `patterns`, -1 for images with
-    fewer than two graded reads). patterns: the distinct (first, second, counts per class) rows.
+    movement, source, synthetic, subject (as given, None if unknown), cluster (int code: the
+    subject, or the image itself when it has none), n_reads, n_graded, first and second (codes of
+    the first two graded reads, -1 if none), second_at and `pattern` (row in `patterns`, -1 for
+    images with fewer than two graded reads). patterns: the distinct (first, second, counts per
+    class) rows. n_without_subject: images with no subject.
     """
     reads: pd.DataFrame
     images: pd.DataFrame
@@ -399,14 +108,33 @@ class PreparedReads:
     n_cannot_grade: int
     n_invalid_label: int
     readers: np.ndarray
-    # Multi-rater estimates by (pattern weights, Bootstrap), see _multi_rater.
+    n_without_subject: int = 0
+    # Multi-rater estimates by (image mask, Bootstrap), see _multi_rater.
     estimated: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.images["cluster"].max()) + 1 if len(self.images) else 0
+
+    @property
+    def unit(self) -> str:
+        return unit_name(len(self.images), self.n_without_subject)
 
     def pattern_weights(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Return how many (masked) images have each pattern."""
         pat = self.images["pattern"].to_numpy()
         keep = pat >= 0 if mask is None else (pat >= 0) & mask
         return np.bincount(pat[keep], minlength=len(self.patterns)).astype(float)
+
+    def profiles(self, group: np.ndarray | None = None, n_groups: int = 1) -> list[Profiles]:
+        """The subjects' pattern profiles of each group of double-read images (`group`: a group
+        number per image, -1 for none; default one group of every image)."""
+        img = self.images
+        pat = img["pattern"].to_numpy()
+        g = np.zeros(len(img), np.int64) if group is None else np.asarray(group, np.int64)
+        keep = (pat >= 0) & (g >= 0)
+        return profiles_by_group(g[keep], img["cluster"].to_numpy()[keep], pat[keep], len(self.patterns), n_groups,
+                                 self.n_clusters)
 
 
 _CLASS_INDEX = pd.Index(CLASSES, dtype=object)
@@ -469,7 +197,11 @@ def prepare_reads(reads) -> PreparedReads:
     second[img[rank == 1]] = code[rank == 1]
     second_at = df.loc[rank == 1, ["image", "at"]].set_index("image")["at"].reindex(range(n_img))
     starts = np.flatnonzero(np.r_[True, np.diff(img) != 0]) if len(df) else np.array([], int)
-    images = df.iloc[starts][["image_id", "movement", "source", "synthetic"]].reset_index(drop=True)
+    images = df.iloc[starts][["image_id", "movement", "source", "synthetic", "subject"]].reset_index(drop=True)
+    # An image's subject is the first one its reads name (they all should name the same).
+    images["subject"] = images["subject"].astype(object).where(images["subject"].notna(), None)
+    images["cluster"], n_without = _cluster_codes(images["subject"].to_numpy(dtype=object),
+                                                  images["image_id"].to_numpy(dtype=object))
     images["n_reads"] = np.bincount(img, minlength=n_img)
     images["n_graded"] = counts.sum(1)
     images["first"], images["second"], images["second_at"] = first, second, second_at
@@ -491,17 +223,20 @@ def prepare_reads(reads) -> PreparedReads:
         pattern[double] = inverse.ravel()
     images["pattern"] = pattern
     return PreparedReads(df, images, patterns, int((df["code"] == -1).sum()), int((df["code"] == -2).sum()),
-                         np.asarray(readers, dtype=object))
+                         np.asarray(readers, dtype=object), n_without)
+
+
+MEASURE_NAMES = READ_NAMES
 
 
 @dataclass(frozen=True)
 class ReadAgreement:
     """Reader agreement over all images read at least twice (graded reads only).
 
-    percent_agreement: images whose graded reads all coincide; side/degree_agreement: the same on
-    side (images with two reads naming a side) and on degree; cohen_kappa(_weighted): first vs
-    second graded read; fleiss_kappa: images with the most common number of graded reads;
-    krippendorff_alpha: nominal, every image with two or more graded reads.
+    The proportions (percent, side, degree agreement, L/R swap rate) and Gwet's, Fleiss' and
+    Krippendorff's coefficients use every graded read of an image (any number); the Cohen family
+    compares the first and the second graded read. `measures` holds every Estimate by name (MEASURE_NAMES;
+    docs/agreement.md defines each); they are attributes too (`r.cohen_kappa`).
     """
     n_reads: int
     n_images: int
@@ -509,46 +244,35 @@ class ReadAgreement:
     n_cannot_grade: int
     n_invalid_label: int
     n_readers: int
-    percent_agreement: Estimate
-    side_agreement: Estimate
-    degree_agreement: Estimate
-    cohen_kappa: Estimate
-    cohen_kappa_weighted: Estimate
-    fleiss_kappa: Estimate
-    krippendorff_alpha: Estimate
+    n_subjects: int
+    unit: str
+    measures: dict
+
+    def __getattr__(self, name):
+        measures = self.__dict__.get("measures", {})
+        if name in measures:
+            return measures[name]
+        raise AttributeError(name)
 
     def estimates(self) -> dict[str, Estimate]:
         """Return the measures by name."""
-        return {m: getattr(self, m) for m in MEASURE_NAMES}
-
-
-MEASURE_NAMES = ("percent_agreement", "side_agreement", "degree_agreement", "cohen_kappa",
-                 "cohen_kappa_weighted", "fleiss_kappa", "krippendorff_alpha")
+        return dict(self.measures)
 
 
 def _multi_rater(prep: PreparedReads, mask: np.ndarray | None, boot: Bootstrap) -> dict[str, Estimate]:
-    w0 = prep.pattern_weights(mask)
+    key = (None if mask is None else np.asarray(mask, bool).tobytes(), boot)
     # The same images give the same estimates: a project with one source (or no synthetic image)
     # has agreement_by groups holding every image, which read_agreement has estimated already.
-    key = (w0.tobytes(), boot)
     if key not in prep.estimated:
-        prep.estimated[key] = _multi_rater_estimates(prep.patterns, w0, boot)
+        group = None if mask is None else np.where(mask, 0, -1)
+        prep.estimated[key] = _multi_rater_estimates(prep.patterns, prep.profiles(group)[0], boot)
     return dict(prep.estimated[key])
 
 
-def _multi_rater_estimates(P: np.ndarray, w0: np.ndarray, boot: Bootstrap) -> dict[str, Estimate]:
-    """Every read-agreement measure of the images counted in w0 (Fleiss' kappa on the most common
-    number of graded reads)."""
-    m = _counts(P).sum(1) if len(P) else np.zeros(0, int)
-    per_m = np.bincount(m.astype(int), weights=w0, minlength=3) if len(P) else np.zeros(3)
-    m_star = int(np.argmax(per_m[2:]) + 2) if per_m[2:].sum() > 0 else 2
-    est = _estimates(P, w0, PAIR_MEASURES + (_fleiss_measure(m_star), ALPHA), boot)
-    left_out = int(per_m.sum() - per_m[m_star])
-    f = est["fleiss_kappa"]
-    if left_out and math.isfinite(f.value):
-        note = f"images with {m_star} graded reads only; {left_out} images with another count left out"
-        est["fleiss_kappa"] = Estimate(f.value, f.ci_low, f.ci_high, f.n, "; ".join(filter(None, [note, f.reason])))
-    return est
+def _multi_rater_estimates(P: np.ndarray, profiles: Profiles, boot: Bootstrap) -> dict[str, Estimate]:
+    """Every read-agreement measure of one group's images."""
+    est = estimate_groups(P, [profiles], READ_MEASURES, boot)[0]
+    return {name: est[name] for name in READ_NAMES}
 
 
 def read_agreement(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> ReadAgreement:
@@ -556,10 +280,12 @@ def read_agreement(reads, *, n_boot: int = 1000, seed: int = 0, confidence: floa
     prep = prepare_reads(reads)
     est = _multi_rater(prep, None, Bootstrap(n_boot, seed, confidence))
     img = prep.images
+    double = img["pattern"].to_numpy() >= 0
     return ReadAgreement(
-        n_reads=len(prep.reads), n_images=len(img), n_double_read=int((img["pattern"] >= 0).sum()),
+        n_reads=len(prep.reads), n_images=len(img), n_double_read=int(double.sum()),
         n_cannot_grade=prep.n_cannot_grade, n_invalid_label=prep.n_invalid_label,
-        n_readers=int(prep.reads["reader"].nunique()), **est)
+        n_readers=int(prep.reads["reader"].nunique()),
+        n_subjects=int(len(np.unique(img["cluster"].to_numpy()[double]))), unit=prep.unit, measures=est)
 
 
 def _group_key(images: pd.DataFrame, by: str) -> pd.Series:
@@ -578,7 +304,7 @@ def _ordered_groups(key: pd.Series, by: str) -> list:
 
 def agreement_by(reads, by: str, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
     """Return one row per value of `by` ('movement', 'source' or 'synthetic'): n_images,
-    n_double_read and every read-agreement measure with _lo, _hi, _n columns and `notes`."""
+    n_double_read and every read-agreement measure with _lo, _hi, _n columns, subjects and `notes`."""
     prep = prepare_reads(reads)
     boot = Bootstrap(n_boot, seed, confidence)
     img = prep.images
@@ -588,75 +314,82 @@ def agreement_by(reads, by: str, *, n_boot: int = 1000, seed: int = 0, confidenc
         mask = (key == g).to_numpy()
         rows.append({by: g, "n_images": int(mask.sum()),
                      "n_double_read": int((mask & (img["pattern"].to_numpy() >= 0)).sum()),
-                     **_flat(_multi_rater(prep, mask, boot))})
-    return pd.DataFrame(rows, columns=[by, "n_images", "n_double_read", *_flat_columns(MEASURE_NAMES)])
-
-
-def _flat_columns(names) -> list[str]:
-    return [c for n in names for c in (n, f"{n}_lo", f"{n}_hi", f"{n}_n")] + ["notes"]
-
-
-def _class_measures(c: int) -> tuple[_Measure, _Measure]:
-    def specific(s: _Counts):
-        C = _counts(s.P)
-        cc = C[:, c]
-        return _ratio(s.W @ (cc * (cc - 1)), s.W @ (cc * (C.sum(1) - 1))), s.W @ (cc > 0)
-
-    def one_vs_rest_tables(T):
-        a, row, col, n = T[:, c, c], T[:, c, :].sum(1), T[:, :, c].sum(1), T.sum((1, 2))
-        return np.stack([np.stack([a, row - a], -1), np.stack([col - a, n - row - col + a], -1)], 1)
-
-    def kappa(s: _Counts):
-        T = one_vs_rest_tables(s.tables)
-        return _kappa_reps(T, 1.0 - np.eye(2)), T.sum((1, 2))
-
-    def kappa_library(P, w0):
-        return _library_kappa(one_vs_rest_tables(_pair_tables(P, w0[None, :]))[0], None)
-
-    name = CLASSES[c]
-    return (_Measure("specific_agreement", specific, f"no double-read image has a read of {name}"),
-            _Measure("kappa_one_vs_rest", kappa, _NO_DOUBLE,
-                     f"undefined: {name} is used by neither or by every first/second read", kappa_library))
+                     **flat(_multi_rater(prep, mask, boot))})
+    return pd.DataFrame(rows, columns=[by, "n_images", "n_double_read", *flat_columns(MEASURE_NAMES)])
 
 
 def class_agreement(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
-    """Return one row per class: n_reads (graded reads of that class on double-read images),
-    specific agreement (share of its reads whose partner reads agree) and the one-vs-rest Cohen's
-    kappa of first vs second read, each with _lo, _hi, _n, and `notes`."""
+    """Return one row per class, in scale order (L3 .. R3): n_reads (graded reads of that class on
+    double-read images), specific agreement (of the ordered pairs of an image's reads whose first
+    gives the class, the share whose second does too) and the one-vs-rest Cohen's kappa of first
+    vs second read, each with _lo, _hi, _n, subjects and `notes`."""
     prep = prepare_reads(reads)
     boot = Bootstrap(n_boot, seed, confidence)
-    P, w0 = prep.patterns, prep.pattern_weights()
-    n_reads = (w0 @ _counts(P)) if len(P) else np.zeros(K)
-    rows = [{"class": name, "n_reads": int(n_reads[c]), **_flat(_estimates(P, w0, _class_measures(c), boot))}
-            for c, name in enumerate(CLASSES)]
-    return pd.DataFrame(rows)
+    P = prep.patterns
+    profiles = prep.profiles()[0]
+    w0 = profiles.totals()
+    n_reads = (w0 @ pattern_counts(P)) if len(P) else np.zeros(K)
+    rows = {}
+    for c, name in enumerate(CLASSES):
+        measures = (proportion("specific_agreement", f"no double-read image has a read of {name}", cls=c),
+                    one_vs_rest_kappa(c))
+        rows[name] = {"class": name, "n_reads": int(n_reads[c]), **flat(estimate_groups(P, [profiles], measures,
+                                                                                          boot)[0])}
+    return pd.DataFrame([rows[name] for name in ORDINAL_ORDER])
 
 
 # --------------------------------------------------------------------------------------------
 # Two labellers on the same images: reader vs reader, reader vs final, range class vs final,
-# model vs truth. Rows of every confusion matrix are the reference.
+# model vs truth. Rows of every confusion matrix are the reference; classes in scale order.
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Comparison:
     """One labeller against a reference on the same images.
 
-    agreement is accuracy when the reference is ground truth; confusion holds counts with the
-    reference in rows and all 7 classes on both axes; per_class has support, predicted,
-    precision and sensitivity (NaN where undefined); per_movement has n, agreement and its CI.
+    measures: every Estimate by name (PAIR_NAMES: agreement, which is accuracy when the
+    reference is ground truth, side and degree agreement, the L/R swap rate, the Cohen family and
+    Gwet's AC1/AC2), also readable as attributes (`c.cohen_kappa`). confusion holds counts with
+    the reference in rows and all 7 classes in scale order (L3 .. R3) on both axes; per_class has
+    support, predicted, precision and sensitivity (NaN where undefined); per_movement has n,
+    subjects, agreement and its interval. n_subjects and unit say what the intervals resample.
     """
     name: str
     n: int
     n_dropped: int
-    agreement: Estimate
-    side_agreement: Estimate
-    degree_agreement: Estimate
-    cohen_kappa: Estimate
-    cohen_kappa_weighted: Estimate
-    confusion: pd.DataFrame
-    per_class: pd.DataFrame
+    measures: dict
+    table: np.ndarray  # 7 x 7 counts, reference in rows, CLASSES order
+    axes: tuple[str, str]  # the names of the reference and of the labels
     per_movement: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    n_subjects: int = 0
+    unit: str = "subject"
+
+    def __getattr__(self, name):
+        measures = self.__dict__.get("measures", {})
+        if name in measures:
+            return measures[name]
+        raise AttributeError(name)
+
+    # The frames are built when first read (pandas took 0.2 s for the 400 frames of the 180 reader
+    # pairs at bench scale, which no page shows at once).
+    @cached_property
+    def confusion(self) -> pd.DataFrame:
+        """Counts, reference in rows, all 7 classes in scale order on both axes."""
+        return _confusion_frame(self.table, *self.axes)
+
+    @cached_property
+    def per_class(self) -> pd.DataFrame:
+        """class (scale order), support, predicted, precision and sensitivity (NaN where undefined)."""
+        # From the 7 x 7 table: scikit-learn's precision_recall_fscore_support (zero_division=nan)
+        # gives the same numbers (tests/test_agreement.py checks), but its input validation cost
+        # 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
+        table = self.table
+        hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
+        precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
+        sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
+        return pd.DataFrame({"class": _SCALE_NAMES, "support": support[_SCALE], "predicted": predicted[_SCALE],
+                             "precision": precision[_SCALE], "sensitivity": sensitivity[_SCALE]})
 
     @property
     def confusion_normalised(self) -> pd.DataFrame:
@@ -672,11 +405,8 @@ class Comparison:
 
     def row(self) -> dict:
         """Return the comparison as one flat table row."""
-        est = {"agreement": self.agreement, "side_agreement": self.side_agreement,
-               "degree_agreement": self.degree_agreement, "cohen_kappa": self.cohen_kappa,
-               "cohen_kappa_weighted": self.cohen_kappa_weighted}
-        return {"name": self.name, **self.meta, "n": self.n, "n_dropped": self.n_dropped, **_flat(est),
-                "balanced_accuracy": self.balanced_accuracy}
+        return {"name": self.name, **self.meta, "n": self.n, "n_dropped": self.n_dropped, **flat(self.measures),
+                "balanced_accuracy": self.balanced_accuracy, "resampling_unit": self.unit}
 
 
 def normalise_rows(confusion: pd.DataFrame) -> pd.DataFrame:
@@ -685,12 +415,13 @@ def normalise_rows(confusion: pd.DataFrame) -> pd.DataFrame:
     return confusion.div(totals.where(totals > 0), axis=0)
 
 
-_CLASS_NAMES = pd.Index(CLASSES)  # built once, not twice per comparison (180 reader pairs at bench/scale.py)
+_SCALE_NAMES = pd.Index(ORDINAL_ORDER)  # built once, not per comparison (180 reader pairs at bench/scale.py)
+_SCALE = am.ORDINAL_INDEX
 
 
 def _confusion_frame(cells: np.ndarray, rows_name: str, cols_name: str) -> pd.DataFrame:
-    return pd.DataFrame(cells.reshape(K, K).astype(int), index=_CLASS_NAMES.rename(rows_name),
-                        columns=_CLASS_NAMES.rename(cols_name))
+    table = cells.reshape(K, K).astype(int)[np.ix_(_SCALE, _SCALE)]
+    return pd.DataFrame(table, index=_SCALE_NAMES.rename(rows_name), columns=_SCALE_NAMES.rename(cols_name))
 
 
 def _group_codes(groups) -> tuple[np.ndarray, list[str]]:
@@ -703,121 +434,155 @@ def _group_codes(groups) -> tuple[np.ndarray, list[str]]:
     return codes, ["unknown" if pd.isna(v) else str(v) for v in values]
 
 
-def _proportions_table(values: list[str], n: np.ndarray, k: np.ndarray, boot: Bootstrap, name: str,
-                       order) -> pd.DataFrame:
-    """n, share of hits and its bootstrap CI per group (resampling images within each group), from
-    the number of rows `n` and of hits `k` per group named in `values`; empty groups left out."""
-    cols = [name, "n", "agreement", "agreement_lo", "agreement_hi"]
-    if not n.sum():
-        return pd.DataFrame(columns=cols)
+def _proportion_rows(values: list[str], ci, name: str, order, with_ci: bool) -> pd.DataFrame:
+    """One row per group with units (n > 0): name, n, subjects, agreement and its interval, in
+    `order` then by name."""
+    cols = [name, "n", "subjects", "agreement", "agreement_lo", "agreement_hi"]
     rank = {g: i for i, g in enumerate(order)}
-    keep = sorted((i for i in range(len(values)) if n[i] > 0),
-                  key=lambda i: (rank.get(values[i], len(rank)), values[i]))
-    n, k, values = n[keep], k[keep], [values[i] for i in keep]
-    p = k / n
-    lo = hi = np.full(len(n), NAN)
-    if boot.n_boot > 0:
-        reps = np.random.default_rng(boot.seed).binomial(n, p, size=(boot.n_boot, len(n))) / n
-        tail = (1 - boot.confidence) / 2
-        lo, hi = np.quantile(reps, [tail, 1 - tail], axis=0)
-    return pd.DataFrame({name: values, "n": n, "agreement": p, "agreement_lo": lo, "agreement_hi": hi})
+    keep = sorted((i for i in range(len(values)) if ci.n[i] > 0), key=lambda i: (rank.get(values[i], len(rank)),
+                                                                                  values[i]))
+    if not keep:
+        return pd.DataFrame(columns=cols)
+    nan = np.full(len(keep), NAN)
+    return pd.DataFrame({name: [values[i] for i in keep], "n": ci.n[keep].astype(int),
+                         "subjects": ci.subjects[keep].astype(int), "agreement": ci.p[keep],
+                         "agreement_lo": ci.lo[keep] if with_ci else nan,
+                         "agreement_hi": ci.hi[keep] if with_ci else nan})
 
 
-def _proportions_by(groups, hits: np.ndarray, boot: Bootstrap, name: str, order) -> pd.DataFrame:
-    """n, share of hits and its bootstrap CI per group (resampling images within each group)."""
-    codes, values = _group_codes(groups)
-    n = np.bincount(codes, minlength=len(values))
-    return _proportions_table(values, n, np.bincount(codes, weights=hits, minlength=len(values)), boot, name, order)
+# The per_movement of a comparison computed without it (one frame shared, never changed).
+_NO_MOVEMENTS = pd.DataFrame(columns=["movement", "n", "subjects", "agreement", "agreement_lo", "agreement_hi"])
 
 
-@dataclass
-class _PairedCounts:
-    """What Comparisons are computed from, per group (a reader pair, a reader, a run): the 49
-    reference-by-label cell counts, the rows dropped (a side not a class), and per movement the
-    number of rows and of rows where both sides agree. Filled by add(), one batch of rows at a time."""
-    n_groups: int
-    movements: list[str]
+class _PairedRows:
+    """What Comparisons are computed from: one row per compared image (or read) with its group (a
+    reader pair, a reader, a run), cluster (subject) code, reference and label codes (_codes)
+    and movement code (_group_codes), gathered by add() one batch at a time and kept compact
+    (4.5 million rows at bench/scale.py)."""
 
-    def __post_init__(self):
-        m = len(self.movements)
-        self.cells = np.zeros((self.n_groups, K * K), dtype=np.int64)
-        self.dropped = np.zeros(self.n_groups, dtype=np.int64)
-        self.movement_n = np.zeros((self.n_groups, m), dtype=np.int64)
-        self.movement_hits = np.zeros((self.n_groups, m))
+    def __init__(self, n_groups: int, n_clusters: int, movements: list[str]):
+        self.n_groups, self.n_clusters, self.movements = n_groups, max(n_clusters, 1), movements
+        self.parts: list[tuple[np.ndarray, ...]] = []
 
-    def add(self, group: np.ndarray, ref: np.ndarray, lab: np.ndarray, movement: np.ndarray) -> None:
-        """Count rows: group index, reference and label codes (_codes), movement code (_group_codes)."""
-        valid = (ref >= 0) & (lab >= 0)
-        g, r, lab = group[valid], ref[valid], lab[valid]
-        m = len(self.movements)
-        self.cells += np.bincount(g * K * K + r * K + lab, minlength=self.n_groups * K * K).reshape(self.cells.shape)
-        self.dropped += np.bincount(group[~valid], minlength=self.n_groups)
-        key = g * m + movement[valid]
-        self.movement_n += np.bincount(key, minlength=self.n_groups * m).reshape(self.movement_n.shape)
-        self.movement_hits += np.bincount(key, weights=(r == lab).astype(float),
-                                          minlength=self.n_groups * m).reshape(self.movement_hits.shape)
+    def add(self, group, cluster, ref, lab, movement) -> None:
+        ref, lab = np.asarray(ref), np.asarray(lab)
+        cell = np.where((ref >= 0) & (lab >= 0), ref * K + lab, -1).astype(np.int16)
+        self.parts.append((np.asarray(group, np.int32), np.asarray(cluster, np.int32), cell,
+                           np.asarray(movement, np.int16)))
 
-    def comparisons(self, boot: Bootstrap, names: list[str], axes: list[tuple[str, str]],
-                    metas: list[dict]) -> list[Comparison]:
-        """Return one Comparison per group (names, confusion axis names and meta per group)."""
-        estimates = _estimates_by_group(CELL_PATTERNS, self.cells, PAIR_MEASURES, boot)
-        per_movement = [_proportions_table(self.movements, self.movement_n[g], self.movement_hits[g], boot,
-                                           "movement", MOVEMENTS) for g in range(len(estimates))]
+    def comparisons(self, boot: Bootstrap, names: list[str], axes: list[tuple[str, str]], metas: list[dict],
+                    units: list[str] | str = "subject", by_movement: bool = True,
+                    pool: Executor | None = None) -> list[Comparison]:
+        """Return one Comparison per group (names, confusion axis names, meta and unit per group);
+        by_movement=False leaves per_movement empty (reader pairs and readers vs final, whose
+        per-movement figures are agreement_by's: 1,260 small tables nobody reads at bench scale).
+        With a `pool`, the second half of the groups is estimated on one of its threads."""
+        G, M = self.n_groups, max(len(self.movements), 1)
+        if self.parts:
+            group, cluster, cell, movement = (np.concatenate(c) for c in zip(*self.parts))
+        else:
+            group = cluster = cell = movement = np.zeros(0, np.int32)
+        valid = cell >= 0
+        dropped = np.bincount(group[~valid], minlength=G) if G else np.zeros(0, int)
+        if not valid.all():
+            group, cluster, cell, movement = group[valid], cluster[valid], cell[valid], movement[valid]
+        cells = np.bincount(group.astype(np.int64) * (K * K) + cell, minlength=G * K * K).reshape(G, K * K)
+        profiles = profiles_by_group(group, cluster, cell, K * K, G, self.n_clusters)
+        # Each group draws from its own seeded generator: splitting them changes no number.
+        half = G // 2 if pool is not None and G > 1 and boot.n_boot > 0 else G
+        second = pool.submit(estimate_groups, CELL_PATTERNS, profiles[half:], PAIR_MEASURES, boot) if half < G else None
+        estimates = estimate_groups(CELL_PATTERNS, profiles[:half], PAIR_MEASURES, boot)
+        estimates += second.result() if second is not None else []
+        # Per movement: the accuracy of each (group, movement) with its subjects as clusters.
+        if by_movement:
+            hit = (cell // K == cell % K).astype(float)
+            sums = cluster_sums(group.astype(np.int64) * M + movement, cluster, hit, G * M, self.n_clusters)
+        else:
+            sums = (np.zeros(G * M),) * 6
+        per_movement_ci = proportion_ci(*sums, confidence=boot.confidence)
+        units = [units] * G if isinstance(units, str) else units
         out = []
         for g, est in enumerate(estimates):
-            table = self.cells[g].reshape(K, K)
-            # Precision and sensitivity from the 7 x 7 table: scikit-learn's precision_recall_fscore_support
-            # (zero_division=nan) gives the same numbers (tests/test_agreement.py checks), but its input
-            # validation cost 16 ms per call, 3 s over the 190 reader pairs of bench/scale.py.
-            hits, predicted, support = np.diag(table).astype(float), table.sum(0), table.sum(1)
-            precision = np.divide(hits, predicted, out=np.full(K, NAN), where=predicted > 0)
-            sensitivity = np.divide(hits, support, out=np.full(K, NAN), where=support > 0)
-            per_class = pd.DataFrame({"class": _CLASS_NAMES, "support": support, "predicted": predicted,
-                                      "precision": precision, "sensitivity": sensitivity})
-            out.append(Comparison(names[g], int(table.sum()), int(self.dropped[g]), est["percent_agreement"],
-                                  est["side_agreement"], est["degree_agreement"], est["cohen_kappa"],
-                                  est["cohen_kappa_weighted"], _confusion_frame(self.cells[g], *axes[g]),
-                                  per_class, per_movement[g], metas[g]))
+            table = cells[g].reshape(K, K)
+            rows = slice(g * M, (g + 1) * M)
+            per_movement = (_proportion_rows(self.movements, _Slice(per_movement_ci, rows), "movement", MOVEMENTS,
+                                             boot.n_boot > 0) if by_movement else _NO_MOVEMENTS)
+            subjects = max((e.subjects for e in est.values()), default=0)
+            out.append(Comparison(names[g], int(table.sum()), int(dropped[g]), est, table, tuple(axes[g]),
+                                  per_movement, metas[g], int(subjects), units[g]))
         return out
 
 
+class _Slice:
+    """The rows `rows` of a ProportionCI's arrays."""
+
+    def __init__(self, ci, rows: slice):
+        for name in ("p", "lo", "hi", "n", "subjects"):
+            setattr(self, name, getattr(ci, name)[rows])
+
+
+def _subject_lookup(image_ids, *frames) -> np.ndarray:
+    """The subject of each image id, from the first frame (with image_id and subject columns) that
+    knows it; None where none does."""
+    ids = pd.Index(pd.Series(image_ids, dtype=object))
+    out = np.full(len(ids), None, dtype=object)
+    for f in frames:
+        if f is None or not len(f) or not {"image_id", "subject"} <= set(f.columns):
+            continue
+        known = f[["image_id", "subject"]].dropna().drop_duplicates("image_id")
+        where = pd.Index(known["image_id"].astype(object)).get_indexer(ids)
+        fill = (where >= 0) & pd.isna(out)
+        out[fill] = known["subject"].to_numpy(dtype=object)[where[fill]]
+    return out
+
+
 def _compare_codes(name: str, ref: np.ndarray, lab: np.ndarray, movement, boot: Bootstrap,
-                   names: tuple[str, str], meta: dict | None = None) -> Comparison:
-    mv, movements = _group_codes(np.full(len(ref), None, dtype=object) if movement is None else movement)
-    counts = _PairedCounts(1, movements)
-    counts.add(np.zeros(len(ref), dtype=np.int64), ref, lab, mv)
-    return counts.comparisons(boot, [name], [names], [meta or {}])[0]
+                   names: tuple[str, str], meta: dict | None = None, subject=None, fallback=None) -> Comparison:
+    n = len(ref)
+    mv, movements = _group_codes(np.full(n, None, dtype=object) if movement is None else movement)
+    subject = np.full(n, None, dtype=object) if subject is None else np.asarray(subject, dtype=object)
+    fallback = np.arange(n) if fallback is None else fallback
+    cluster, without = _cluster_codes(subject, fallback)
+    rows = _PairedRows(1, int(cluster.max()) + 1 if n else 1, movements)
+    rows.add(np.zeros(n, dtype=np.int64), cluster, ref, lab, mv)
+    return rows.comparisons(boot, [name], [names], [meta or {}], unit_name(n, without))[0]
 
 
-def compare_labels(reference, labels, *, movement=None, name: str = "labels", names=("reference", "labels"),
-                   n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> Comparison:
+def compare_labels(reference, labels, *, movement=None, subject=None, name: str = "labels",
+                   names=("reference", "labels"), n_boot: int = 1000, seed: int = 0,
+                   confidence: float = 0.95) -> Comparison:
     """Return the Comparison of `labels` against `reference` (two equal-length label sequences;
-    None/NaN or non-class entries are dropped and counted in n_dropped)."""
+    None/NaN or non-class entries are dropped and counted in n_dropped). `subject` (one per
+    entry) makes the subject the resampling unit; without it each entry is its own."""
     ref = _codes(pd.Series(list(reference), dtype=object))
     lab = _codes(pd.Series(list(labels), dtype=object))
     mv = None if movement is None else list(movement)
-    return _compare_codes(name, ref, lab, mv, Bootstrap(n_boot, seed, confidence), tuple(names))
+    return _compare_codes(name, ref, lab, mv, Bootstrap(n_boot, seed, confidence), tuple(names),
+                          subject=None if subject is None else list(subject))
 
 
 def confusion_frame(reference, labels, *, names=("reference", "labels")) -> pd.DataFrame:
-    """Return the confusion counts (reference in rows) with all 7 classes on both axes."""
+    """Return the confusion counts (reference in rows) with all 7 classes in scale order on both axes."""
     return compare_labels(reference, labels, names=names, n_boot=0).confusion
 
 
-def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
+def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95,
+                 pool: Executor | None = None) -> list[Comparison]:
     """Return one Comparison per pair of readers who read the same images (reader A in rows;
     a reader paired with themself is intra-reader agreement, first read in rows). Reads without a
-    reader name are left out."""
+    reader name are left out. With a `pool`, half the pairs' bootstrap runs on one of its threads."""
     prep = prepare_reads(reads)
     g = prep.reads.loc[prep.reads["code"] >= 0, ["image", "reader_code", "code"]]  # by image, then rank
     image, reader, code = g["image"].to_numpy(), g["reader_code"].to_numpy(), g["code"].to_numpy()
     names = prep.readers
     n = max(len(names), 1)
     movement, movements = _group_codes(pd.Categorical(prep.images["movement"].to_numpy(dtype=object)))
-    counts = _PairedCounts(n * n, movements)
+    cluster = prep.images["cluster"].to_numpy()
+    # Pair (a, b), a <= b, numbered a * n - a * (a - 1) / 2 + (b - a): n (n + 1) / 2 keys.
+    rows = _PairedRows(n * (n + 1) // 2, prep.n_clusters, movements)
     # Row i with row i + d of the same image, for every offset d: each pair of an image's reads
-    # once, earlier read first, counted per reader pair (key reader_a * n + reader_b, reader_a <=
-    # reader_b) without listing the pairs (45 per image at 10 reads: 4.5 million at bench/scale.py).
+    # once, earlier read first, counted per reader pair without listing the pairs in Python (45
+    # per image at 10 reads: 4.5 million at bench/scale.py).
     for d in range(1, len(image)):
         i = np.flatnonzero(image[:-d] == image[d:])
         if not len(i):
@@ -825,15 +590,24 @@ def reader_pairs(reads, *, n_boot: int = 1000, seed: int = 0, confidence: float 
         i = i[(reader[i] >= 0) & (reader[i + d] >= 0)]
         ra, rb = reader[i], reader[i + d]
         swap = ra > rb
-        counts.add(np.minimum(ra, rb) * n + np.maximum(ra, rb), np.where(swap, code[i + d], code[i]),
-                   np.where(swap, code[i], code[i + d]), movement[image[i]])
-    keys = np.flatnonzero(counts.cells.sum(1))
-    pairs = [(names[k // n], names[k % n]) for k in keys]
-    counts.cells, counts.dropped = counts.cells[keys], counts.dropped[keys]
-    counts.movement_n, counts.movement_hits = counts.movement_n[keys], counts.movement_hits[keys]
-    return counts.comparisons(Bootstrap(n_boot, seed, confidence), [f"{a} vs {b}" for a, b in pairs],
-                              [(f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")) for a, b in pairs],
-                              [{"reader_a": a, "reader_b": b} for a, b in pairs])
+        a, b = np.minimum(ra, rb), np.maximum(ra, rb)
+        rows.add(a * n - a * (a - 1) // 2 + (b - a), cluster[image[i]], np.where(swap, code[i + d], code[i]),
+                 np.where(swap, code[i], code[i + d]), movement[image[i]])
+    present = np.zeros(rows.n_groups, bool)
+    for part in rows.parts:
+        present[part[0]] = True
+    keys = np.flatnonzero(present)
+    dense = np.full(rows.n_groups, -1, np.int32)
+    dense[keys] = np.arange(len(keys))
+    rows.parts = [(dense[p[0]], *p[1:]) for p in rows.parts]
+    rows.n_groups = len(keys)
+    a_of = np.repeat(np.arange(n), np.arange(n, 0, -1))  # the pair numbering, inverted
+    b_of = np.concatenate([np.arange(a, n) for a in range(n)])
+    pairs = [(names[a_of[k]], names[b_of[k]]) for k in keys]
+    return rows.comparisons(Bootstrap(n_boot, seed, confidence), [f"{a} vs {b}" for a, b in pairs],
+                            [(f"reader {a}", f"reader {b}" + (" (second read)" if a == b else "")) for a, b in pairs],
+                            [{"reader_a": a, "reader_b": b} for a, b in pairs], prep.unit, by_movement=False,
+                            pool=pool)
 
 
 def readers_vs_final(reads, finals: pd.DataFrame | None, *, n_boot: int = 1000, seed: int = 0,
@@ -850,12 +624,14 @@ def readers_vs_final(reads, finals: pd.DataFrame | None, *, n_boot: int = 1000, 
     keep = (r["reader_code"] >= 0).to_numpy()
     reader, names = np.searchsorted(present, r["reader_code"].to_numpy()), prep.readers[present]
     movement, movements = _group_codes(r["movement"].to_numpy(dtype=object))
-    counts = _PairedCounts(len(names), movements)
-    counts.add(reader[keep], _codes(r["final_label"].astype(object))[keep], r["code"].to_numpy()[keep],
-               movement[keep])
+    cluster = prep.images["cluster"].to_numpy()[r["image"].to_numpy()]
+    rows = _PairedRows(len(names), prep.n_clusters, movements)
+    rows.add(reader[keep], cluster[keep], _codes(r["final_label"].astype(object))[keep], r["code"].to_numpy()[keep],
+             movement[keep])
     names = [str(name) for name in names]
-    return counts.comparisons(Bootstrap(n_boot, seed, confidence), names,
-                              [("final", f"reader {name}") for name in names], [{"reader": name} for name in names])
+    return rows.comparisons(Bootstrap(n_boot, seed, confidence), names,
+                            [("final", f"reader {name}") for name in names], [{"reader": name} for name in names],
+                            prep.unit, by_movement=False)
 
 
 def _image_movements(frames) -> pd.Series:
@@ -869,19 +645,22 @@ def _image_movements(frames) -> pd.Series:
 
 
 def asymmetry_vs_final(ranges: pd.DataFrame | None, finals: pd.DataFrame | None, reads=None, *,
-                       n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
+                       subjects: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0,
+                       confidence: float = 0.95) -> list[Comparison]:
     """Return one Comparison per `range_class*` column of `ranges` (image_id, range_class, ...)
     against the final label: the asymmetry method's accuracy (paper Table 7). Movement is taken
-    from `ranges`, else `finals`, else the reads."""
+    from `ranges`, else `finals`, else the reads; the subject from `subjects` (image_id,
+    subject), else the reads."""
     if ranges is None or finals is None or not len(ranges) or not len(finals):
         return []
     boot = Bootstrap(n_boot, seed, confidence)
     m = ranges.merge(finals[["image_id", "final_label"]].drop_duplicates("image_id", keep="last"), on="image_id")
     images = prepare_reads(reads).images if reads is not None else None
     movement = m["image_id"].map(_image_movements([ranges, finals, images]))
+    subject = _subject_lookup(m["image_id"], subjects, ranges, finals, images)
     final = _codes(m["final_label"].astype(object))
     return [_compare_codes(f"asymmetry {col}", final, _codes(m[col].astype(object)), movement, boot,
-                           ("final", col), {"column": col})
+                           ("final", col), {"column": col}, subject, m["image_id"].to_numpy(dtype=object))
             for col in ranges.columns if str(col).startswith("range_class")]
 
 
@@ -898,33 +677,55 @@ def _prediction_runs(predictions) -> list[tuple[str, str | None, pd.DataFrame]]:
             for run, df in runs]
 
 
-def evaluate_runs(predictions, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> list[Comparison]:
+def evaluate_runs(predictions, *, subjects: pd.DataFrame | None = None, n_boot: int = 1000, seed: int = 0,
+                  confidence: float = 0.95) -> list[Comparison]:
     """Return one Comparison per trainer run: true `label` (rows) vs `predicted`, with accuracy,
     per-class precision and sensitivity (Tables 5-6), the confusion matrix (normalise with
     `.confusion_normalised`, Figure 4) and per-movement accuracy. `predictions` is a DataFrame with
-    label, predicted, optional movement, run and arch columns, or a mapping run -> DataFrame."""
+    label, predicted, optional movement, subject (the export's subject hash), image_id,
+    image_sha256, run and arch columns, or a mapping run -> DataFrame. The subject is the
+    resampling unit: the `subject` column, else `subjects` (image_id, subject) by image_id; a
+    prediction with neither is a cluster of its own (and the run's unit says how many)."""
     boot = Bootstrap(n_boot, seed, confidence)
     out = []
     for run, arch, df in _prediction_runs(predictions):
-        mv = df["movement"].reset_index(drop=True) if "movement" in df else None
-        out.append(_compare_codes(run, _codes(df["label"].astype(object).reset_index(drop=True)),
-                                  _codes(df["predicted"].astype(object).reset_index(drop=True)), mv, boot,
-                                  ("true", "predicted"), {"arch": arch}))
+        df = df.reset_index(drop=True)
+        mv = df["movement"] if "movement" in df else None
+        subject = (df["subject"].to_numpy(dtype=object) if "subject" in df
+                   else np.full(len(df), None, dtype=object))
+        if "image_id" in df:
+            looked_up = _subject_lookup(df["image_id"], subjects)
+            subject = np.where(pd.isna(subject), looked_up, subject)
+        fallback = (df["image_sha256"] if "image_sha256" in df else df["image_id"] if "image_id" in df
+                    else pd.Series(range(len(df)))).to_numpy(dtype=object)
+        out.append(_compare_codes(run, _codes(df["label"].astype(object)), _codes(df["predicted"].astype(object)), mv,
+                                  boot, ("true", "predicted"), {"arch": arch}, subject, fallback))
     return out
 
 
+RUN_MEASURES = ("agreement", "cohen_kappa", "kappa_linear", "gwet_ac1", "lr_swap_rate")
+
+
 def compare_runs(evaluations: list[Comparison]) -> pd.DataFrame:
-    """Return runs side by side, best accuracy first (paper Table 9): run, arch, n, accuracy with
-    CI, Cohen's kappa, balanced accuracy and macro precision."""
-    rows = [{"run": c.name, "arch": c.meta.get("arch"), "n": c.n, "accuracy": c.agreement.value,
-             "accuracy_lo": c.agreement.ci_low, "accuracy_hi": c.agreement.ci_high,
-             "cohen_kappa": c.cohen_kappa.value, "balanced_accuracy": c.balanced_accuracy,
-             "macro_precision": float(c.per_class.loc[c.per_class["predicted"] > 0, "precision"].mean())
-             if (c.per_class["predicted"] > 0).any() else NAN} for c in evaluations]
-    cols = ["run", "arch", "n", "accuracy", "accuracy_lo", "accuracy_hi", "cohen_kappa", "balanced_accuracy",
-            "macro_precision"]
-    return pd.DataFrame(rows, columns=cols).sort_values("accuracy", ascending=False, na_position="last",
-                                                        ignore_index=True)
+    """Return runs side by side in the order given (import order), never ranked (paper Table 9):
+    run, arch, n, subjects, accuracy, Cohen's kappa, linear weighted kappa, Gwet's AC1 and the
+    L/R swap rate with their intervals, balanced accuracy, macro precision and the resampling unit.
+    Picking the best run on the test split would bias its figure upwards; each run stands alone."""
+    cols = ["run", "arch", "n", "subjects"]
+    for m in RUN_MEASURES:
+        cols += [("accuracy" if m == "agreement" else m) + s for s in ("", "_lo", "_hi")]
+    cols += ["balanced_accuracy", "macro_precision", "resampling_unit"]
+    rows = []
+    for c in evaluations:
+        row = {"run": c.name, "arch": c.meta.get("arch"), "n": c.n, "subjects": c.n_subjects}
+        for m in RUN_MEASURES:
+            e, key = c.measures[m], "accuracy" if m == "agreement" else m
+            row.update({key: e.value, f"{key}_lo": e.ci_low, f"{key}_hi": e.ci_high})
+        row.update({"balanced_accuracy": c.balanced_accuracy,
+                    "macro_precision": float(c.per_class.loc[c.per_class["predicted"] > 0, "precision"].mean())
+                    if (c.per_class["predicted"] > 0).any() else NAN, "resampling_unit": c.unit})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def movement_table(per_movement: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
@@ -957,59 +758,83 @@ def movement_table(per_movement: pd.DataFrame, comparisons: list[Comparison]) ->
 
 @dataclass(frozen=True)
 class CheckRates:
-    """check1: share of images whose two reads agreed (paper 97%); check2: share of check-1
-    consensus images whose range class was accepted (paper 93%)."""
+    """check1: share of images with all their reads in whose reads agreed (paper 97%); check2:
+    share of check-1 consensus images whose range class was accepted (paper 93%)."""
     check1: Estimate
     check2: Estimate
 
 
-def _proportion(hits: pd.Series, boot: Bootstrap, empty: str) -> Estimate:
+def _rate(hits: np.ndarray, cluster: np.ndarray, boot: Bootstrap, empty: str) -> Estimate:
     n = len(hits)
     if n == 0:
         return Estimate(NAN, n=0, reason=empty)
-    t = _proportions_by(np.zeros(n), hits.to_numpy(float), boot, "g", []).iloc[0]
-    return Estimate(float(t["agreement"]), float(t["agreement_lo"]), float(t["agreement_hi"]), n)
+    ci = proportion_ci(*cluster_sums(np.zeros(n, np.int64), cluster, hits.astype(float), 1, int(cluster.max()) + 1),
+                       confidence=boot.confidence)
+    lo, hi = (float(ci.lo[0]), float(ci.hi[0])) if boot.n_boot > 0 else (NAN, NAN)
+    return Estimate(float(ci.p[0]), lo, hi, n, None, int(ci.subjects[0]))
 
 
-def check_rates(checks: pd.DataFrame | None, *, n_boot: int = 1000, seed: int = 0,
-                confidence: float = 0.95) -> CheckRates:
-    """Return CheckRates from `checks` (image_id, check1 agree/disagree, check2 accepted/mismatch/None);
-    other values are not counted."""
+def check_rates(checks: pd.DataFrame | None, *, subjects: pd.DataFrame | None = None, n_boot: int = 1000,
+                seed: int = 0, confidence: float = 0.95) -> CheckRates:
+    """Return CheckRates from `checks` (image_id, check1 agree/disagree, check2 accepted/mismatch/None,
+    optional subject); other values are not counted. Subjects also from `subjects` (image_id, subject)."""
     boot = Bootstrap(n_boot, seed, confidence)
     if checks is None or not len(checks):
-        checks = pd.DataFrame({"check1": [], "check2": []})
-    c1 = checks["check1"] if "check1" in checks else pd.Series(dtype=object)
-    c2 = checks["check2"] if "check2" in checks else pd.Series(dtype=object)
-    c1, c2 = c1[c1.isin(["agree", "disagree"])], c2[c2.isin(["accepted", "mismatch"])]
-    return CheckRates(_proportion(c1 == "agree", boot, "no check-1 result"),
-                      _proportion(c2 == "accepted", boot, "no check-2 result"))
+        checks = pd.DataFrame({"image_id": [], "check1": [], "check2": []})
+    checks = checks.reset_index(drop=True)
+    ids = checks["image_id"] if "image_id" in checks else pd.Series(range(len(checks)))
+    subject = _subject_lookup(ids, checks if "subject" in checks else None, subjects)
+    cluster, _ = _cluster_codes(subject, ids.to_numpy(dtype=object))
+    out = []
+    for col, yes, counted, empty in (("check1", "agree", ("agree", "disagree"), "no check-1 result"),
+                                     ("check2", "accepted", ("accepted", "mismatch"), "no check-2 result")):
+        c = checks[col] if col in checks else pd.Series([None] * len(checks), dtype=object)
+        keep = c.isin(counted).to_numpy()
+        out.append(_rate((c[keep] == yes).to_numpy(), cluster[keep], boot, empty))
+    return CheckRates(*out)
 
 
-def agreement_over_time(reads, freq: str = "W") -> pd.DataFrame:
-    """Return per period (by when an image got its second graded read; pandas period alias such
-    as 'D', 'W', 'M'): n_images, percent_agreement and cohen_kappa (first vs second read)."""
+def auto_freq(times) -> str:
+    """The period for agreement over time: days up to 8 weeks of data, weeks up to 2 years,
+    months beyond (a week of data drawn weekly would be a single point)."""
+    t = pd.to_datetime(pd.Series(times), utc=True, errors="coerce").dropna()
+    if not len(t):
+        return "W"
+    span = t.max() - t.min()
+    return "D" if span <= pd.Timedelta(weeks=8) else "W" if span <= pd.Timedelta(days=730) else "M"
+
+
+def agreement_over_time(reads, freq: str = "auto") -> pd.DataFrame:
+    """Return per period (by when an image got its second graded read; a pandas period alias
+    such as 'D', 'W', 'M', or 'auto': auto_freq): period (its start), freq, n_images,
+    percent_agreement and cohen_kappa (first vs second read)."""
     prep = prepare_reads(reads)
     img = prep.images[(prep.images["pattern"] >= 0) & prep.images["second_at"].notna()]
-    cols = ["period", "n_images", "percent_agreement", "cohen_kappa"]
+    cols = ["period", "freq", "n_images", "percent_agreement", "cohen_kappa"]
     if not len(img):
         return pd.DataFrame(columns=cols)
+    if freq == "auto":
+        freq = auto_freq(img["second_at"])
     period = img["second_at"].dt.tz_convert(None).dt.to_period(freq).dt.start_time
-    unanimous = _unanimous(prep.patterns)[img["pattern"].to_numpy()]
+    hits, _ = am.proportion_parts("percent_agreement", pattern_counts(prep.patterns))
+    unanimous = hits[img["pattern"].to_numpy()]
     rows = []
     for start, idx in sorted(pd.Series(range(len(img))).groupby(period.to_numpy()).indices.items()):
         w = np.bincount(img["pattern"].to_numpy()[idx], minlength=len(prep.patterns)).astype(float)
-        kappa, _ = COHEN.replicate(_Counts(prep.patterns, w[None, :]))
-        rows.append({"period": start, "n_images": len(idx), "percent_agreement": float(unanimous[idx].mean()),
-                     "cohen_kappa": COHEN.library(prep.patterns, w) if np.isfinite(kappa[0]) else NAN})
+        d_o, d_e, _ = am.kappa_parts(Counts(prep.patterns, w[None, :]).tables, WEIGHTS["nominal"])
+        rows.append({"period": start, "freq": freq, "n_images": len(idx),
+                     "percent_agreement": float(unanimous[idx].mean()),
+                     "cohen_kappa": float(am.coefficient(d_o, d_e)[0])})
     return pd.DataFrame(rows, columns=cols)
 
 
 def reader_label_distribution(reads) -> pd.DataFrame:
-    """Return per reader and label (7 classes + 'cannot grade'): n, share of the reader's reads,
-    the pooled share of all readers, and the difference (a reader's bias)."""
+    """Return per reader and label (7 classes in scale order, L3 .. R3, then 'cannot grade'): n,
+    share of the reader's reads, the pooled share of all readers, and the difference (a reader's
+    bias)."""
     prep = prepare_reads(reads)
     r = prep.reads[prep.reads["code"] >= -1]
-    labels = list(CLASSES) + [CANNOT_GRADE]
+    labels = list(ORDINAL_ORDER) + [CANNOT_GRADE]
     cols = ["reader", "label", "n", "share", "pooled_share", "difference"]
     if not len(r):
         return pd.DataFrame(columns=cols)
@@ -1021,7 +846,7 @@ def reader_label_distribution(reads) -> pd.DataFrame:
     # Reader x label counts (cannot grade in the last column) by bincount: pd.crosstab of a
     # million reads took 0.3 s.
     t = np.bincount(reader[named] * (K + 1) + np.where(code >= 0, code, K), minlength=len(prep.readers) * (K + 1))
-    t = t.reshape(len(prep.readers), K + 1)
+    t = t.reshape(len(prep.readers), K + 1)[:, np.r_[am.ORDINAL_INDEX, K]]
     present = t.sum(axis=1) > 0
     t, readers = t[present], prep.readers[present]
     pooled = t.sum(axis=0) / t.sum()
@@ -1042,21 +867,22 @@ def reading_time_summary(reads) -> pd.DataFrame:
     if not timed.any():
         return pd.DataFrame(columns=cols)
     seconds, reader = seconds[timed], prep.reads["reader_code"].to_numpy()[timed]
-    # Every timed read counts for its reader (if named) and for 'all'. Grouped by integer codes
-    # in name order ('all' among the names): grouping two million strings took 0.1 s.
+    # Every timed read counts for its reader (if named) and for 'all', in name order ('all' among
+    # the names). Reads grouped by a stable sort of the integer reader codes, then np.quantile per
+    # group (a partition, no sort): pandas' groupby quantile of a million reads took 0.25 s.
     named = reader >= 0
     present = np.unique(reader[named])
     names = sorted(set(prep.readers[present]) | {"all"})
-    position = np.full(len(prep.readers), -1)
-    position[present] = [names.index(name) for name in prep.readers[present]]
-    code = position[reader[named]]
-    g = pd.Series(np.concatenate([seconds[named], seconds])).groupby(
-        np.concatenate([code, np.full(len(seconds), names.index("all"))]), sort=True)
-    q = g.quantile([0.05, 0.25, 0.5, 0.75, 0.95]).unstack()
-    q.columns = ["p05", "p25", "median", "p75", "p95"]
-    out = pd.concat([g.size().rename("n"), q, g.mean().rename("mean")], axis=1).reset_index(drop=True)
-    out.insert(0, "reader", [names[i] for i in g.size().index])
-    return out[cols]
+    order = np.argsort(reader, kind="stable")
+    ends = np.searchsorted(reader[order], present, side="right")
+    starts = np.searchsorted(reader[order], present, side="left")
+    slices = {str(prep.readers[c]): seconds[order[a:b]] for c, a, b in zip(present, starts, ends)}
+    slices["all"] = seconds
+    rows = []
+    for name in names:
+        x = slices[name]
+        rows.append([name, len(x), *np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95]), x.mean()])
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1085,6 +911,8 @@ def published_figures() -> pd.DataFrame:
     return pd.DataFrame(PUBLISHED_FIGURES, columns=["scale", "statistic", "low", "high", "source", "compares_with"])
 
 
+
+
 # --------------------------------------------------------------------------------------------
 # Everything at once
 
@@ -1095,7 +923,8 @@ class Audit:
 
     Holds the ReadAgreement, the per-class/movement/source/synthetic breakdowns, the Comparisons
     (reader pairs, readers vs final, asymmetry vs final, model runs), the check rates and the
-    tables built from them. `to_dict()` is the JSON summary, `tables()` the CSV tables.
+    tables built from them. `settings` names the intervals' methods and resampling unit;
+    `to_dict()` is the JSON summary, `tables()` the CSV tables.
     """
     settings: dict
     reads: ReadAgreement
@@ -1111,6 +940,12 @@ class Audit:
     over_time: pd.DataFrame
     label_distribution: pd.DataFrame
     reading_times: pd.DataFrame
+    n_synthetic_images: int = 0
+
+    @property
+    def synthetic(self) -> bool:
+        """True when any image read is synthetic (demo data): every output says so."""
+        return self.n_synthetic_images > 0
 
     @property
     def runs_table(self) -> pd.DataFrame:
@@ -1123,21 +958,27 @@ class Audit:
         return movement_table(self.per_movement, self.asymmetry + self.models)
 
     def headline(self) -> pd.DataFrame:
-        """Return our headline measures beside the published figures (published_figures())."""
+        """Return our measures beside the published figures (published_figures()): one row per
+        published figure, and for the model's accuracy one row per run (never the best run)."""
         ours = {**self.reads.estimates(), "check1": self.checks.check1, "check2": self.checks.check2}
-        if self.models:
-            ours["model_accuracy"] = max((m.agreement for m in self.models),
-                                         key=lambda e: -1 if math.isnan(e.value) else e.value)
         if self.asymmetry:
-            ours["asymmetry_accuracy"] = self.asymmetry[0].agreement
-        pub = published_figures()
+            ours["asymmetry_accuracy"] = (self.asymmetry[0].name, self.asymmetry[0].agreement)
         rows = []
-        for _, p in pub.iterrows():
-            e = ours.get(p["compares_with"]) if p["compares_with"] else None
-            rows.append({"published_scale": p["scale"], "statistic": p["statistic"], "published_low": p["low"],
-                         "published_high": p["high"], "source": p["source"], "ours": e.value if e else NAN,
-                         "ours_lo": e.ci_low if e else NAN, "ours_hi": e.ci_high if e else NAN,
-                         "ours_n": e.n if e else 0, "ours_note": (e.reason or "") if e else "not measured here"})
+        for _, p in published_figures().iterrows():
+            key = p["compares_with"]
+            if key == "model_accuracy":
+                found = [(c.name, c.agreement) for c in self.models] or [None]
+            else:
+                e = ours.get(key) if key else None
+                found = [e if isinstance(e, tuple) or e is None else ("", e)]
+            for hit in found:
+                source, e = hit if hit else ("", None)
+                rows.append({"published_scale": p["scale"], "statistic": p["statistic"], "published_low": p["low"],
+                             "published_high": p["high"], "source": p["source"], "ours_from": source,
+                             "ours": e.value if e else NAN, "ours_lo": e.ci_low if e else NAN,
+                             "ours_hi": e.ci_high if e else NAN, "ours_n": e.n if e else 0,
+                             "ours_subjects": e.subjects if e else 0,
+                             "ours_note": (e.reason or "") if e else "not measured here"})
         return pd.DataFrame(rows)
 
     def comparison_table(self, comparisons: list[Comparison]) -> pd.DataFrame:
@@ -1146,12 +987,14 @@ class Audit:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Return every table by name (what report_csv writes)."""
-        t = {"headline": self.headline(), "overall": pd.DataFrame([{"n_reads": self.reads.n_reads,
-             "n_images": self.reads.n_images, "n_double_read": self.reads.n_double_read,
-             "n_cannot_grade": self.reads.n_cannot_grade, "n_invalid_label": self.reads.n_invalid_label,
-             "n_readers": self.reads.n_readers, **_flat(self.reads.estimates())}]),
+        r = self.reads
+        t = {"settings": pd.DataFrame([{"setting": k, "value": str(v)} for k, v in self.settings.items()]),
+             "headline": self.headline(), "overall": pd.DataFrame([{"n_reads": r.n_reads,
+             "n_images": r.n_images, "n_double_read": r.n_double_read, "n_subjects": r.n_subjects,
+             "n_cannot_grade": r.n_cannot_grade, "n_invalid_label": r.n_invalid_label,
+             "n_readers": r.n_readers, "resampling_unit": r.unit, **flat(r.estimates())}]),
              "checks": pd.DataFrame([{"check": k, "rate": e.value, "rate_lo": e.ci_low, "rate_hi": e.ci_high,
-                                      "n": e.n, "reason": e.reason or ""}
+                                      "n": e.n, "subjects": e.subjects, "reason": e.reason or ""}
                                      for k, e in (("check1", self.checks.check1), ("check2", self.checks.check2))]),
              "per_class": self.per_class, "per_movement": self.per_movement, "per_source": self.per_source,
              "per_synthetic": self.per_synthetic,
@@ -1167,23 +1010,23 @@ class Audit:
                 t[f"confusion {kind}: {c.name}"] = c.confusion.reset_index()
         for c in self.models:
             t[f"per_class model: {c.name}"] = c.per_class
+            t[f"per_movement model: {c.name}"] = c.per_movement
         return t
 
     def to_dict(self) -> dict:
         """Return everything as one JSON-serialisable dict (NaN as null, reasons as text)."""
         def comparison(c: Comparison) -> dict:
-            return {"name": c.name, "meta": c.meta, "n": c.n, "n_dropped": c.n_dropped,
-                    "agreement": c.agreement, "side_agreement": c.side_agreement,
-                    "degree_agreement": c.degree_agreement, "cohen_kappa": c.cohen_kappa,
-                    "cohen_kappa_weighted": c.cohen_kappa_weighted, "balanced_accuracy": c.balanced_accuracy,
+            return {"name": c.name, "meta": c.meta, "n": c.n, "n_dropped": c.n_dropped, "subjects": c.n_subjects,
+                    "resampling_unit": c.unit, **c.measures, "balanced_accuracy": c.balanced_accuracy,
                     "confusion": _matrix(c.confusion), "confusion_normalised": _matrix(c.confusion_normalised),
                     "per_class": c.per_class, "per_movement": c.per_movement}
         r = self.reads
         return _jsonable({
-            "classes": list(CLASSES), "movements": list(MOVEMENTS), "settings": self.settings,
+            "classes": list(CLASSES), "scale": list(ORDINAL_ORDER), "movements": list(MOVEMENTS),
+            "settings": self.settings, "synthetic_images": self.n_synthetic_images,
             "counts": {"n_reads": r.n_reads, "n_images": r.n_images, "n_double_read": r.n_double_read,
-                       "n_cannot_grade": r.n_cannot_grade, "n_invalid_label": r.n_invalid_label,
-                       "n_readers": r.n_readers},
+                       "n_subjects": r.n_subjects, "n_cannot_grade": r.n_cannot_grade,
+                       "n_invalid_label": r.n_invalid_label, "n_readers": r.n_readers},
             "agreement": r.estimates(),
             "checks": {"check1": self.checks.check1, "check2": self.checks.check2},
             "breakdowns": {"per_class": self.per_class, "per_movement": self.per_movement,
@@ -1200,7 +1043,7 @@ class Audit:
 
 
 def _matrix(frame: pd.DataFrame) -> dict:
-    return {"rows_are": frame.index.name, "columns_are": frame.columns.name, "labels": list(CLASSES),
+    return {"rows_are": frame.index.name, "columns_are": frame.columns.name, "labels": [str(c) for c in frame.index],
             "values": frame.to_numpy().tolist()}
 
 
@@ -1221,36 +1064,59 @@ def _jsonable(x):
     if isinstance(x, (int, np.integer)):
         return int(x)
     if isinstance(x, (float, np.floating)):
-        return _num(float(x))
+        return None if not math.isfinite(float(x)) else float(x)
     if x is None or x is pd.NaT or x is pd.NA:
         return None
     return x if isinstance(x, str) else str(x)
 
 
+def _with_subjects(reads, subjects: pd.DataFrame | None):
+    """The reads with a `subject` column filled from `subjects` (image_id, subject) where missing."""
+    if subjects is None or not len(subjects) or reads is None or not len(reads) or "image_id" not in reads:
+        return reads
+    if "subject" in reads and reads["subject"].notna().all():  # the database's reads carry theirs
+        return reads
+    looked_up = _subject_lookup(reads["image_id"], subjects)
+    given = reads["subject"].to_numpy(dtype=object) if "subject" in reads else np.full(len(reads), None, object)
+    return reads.assign(subject=np.where(pd.isna(given), looked_up, given))
+
+
 def audit(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | None = None,
-          checks: pd.DataFrame | None = None, predictions=None, *, n_boot: int = 1000, seed: int = 0,
-          confidence: float = 0.95, time_freq: str = "W") -> Audit:
+          checks: pd.DataFrame | None = None, predictions=None, *, subjects: pd.DataFrame | None = None,
+          n_boot: int = 1000, seed: int = 0, confidence: float = 0.95, time_freq: str = "auto") -> Audit:
     """Return the Audit of one data state: reads (effective reads), finals (image_id, final_label),
-    ranges (image_id, range_class[, range_class_*, movement]), checks (image_id, check1, check2)
-    and predictions (see evaluate_runs). Any input but reads may be None."""
-    prep = prepare_reads(reads)
+    ranges (image_id, range_class[, range_class_*, movement]), checks (image_id, check1, check2),
+    predictions (see evaluate_runs) and subjects (image_id, subject: the resampling unit of every
+    interval; reads may carry a `subject` column instead). Any input but reads may be None."""
+    prep = prepare_reads(_with_subjects(reads, subjects))
     kw = {"n_boot": n_boot, "seed": seed, "confidence": confidence}
+    image_subjects = prep.images[["image_id", "subject"]]
+    everyone = image_subjects if subjects is None else pd.concat([subjects[["image_id", "subject"]], image_subjects])
     # The reader pairs (180 at bench/scale.py) are compared on a second thread while this one
-    # computes the rest: their bootstrap is mostly numpy's random draws, which do not hold the
-    # GIL, so the two share the cores (0.2-0.4 s less there on 2 cores; the same numbers).
-    with ThreadPoolExecutor(1) as pool:
-        pairs = pool.submit(reader_pairs, prep, **kw)
+    # computes the rest, and half their bootstrap on a third once their counts are ready: it is
+    # mostly numpy's random draws and array products, which do not hold the GIL, so the threads
+    # share the cores. BLAS keeps to one thread meanwhile: its products here are small (50,000 x
+    # 49), and its own threads contending with ours doubled the reader pairs' CPU time on 2 cores.
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(2) as pool:
+        pairs = pool.submit(reader_pairs, prep, pool=pool, **kw)
+        read = read_agreement(prep, **kw)
+        over_time = agreement_over_time(prep, time_freq)
+        synthetic = _group_key(prep.images, "synthetic") == "synthetic"
         return Audit(
-            settings={**kw, "ci": "percentile bootstrap, images resampled with replacement",
-                      "time_freq": time_freq},
-            reads=read_agreement(prep, **kw), per_class=class_agreement(prep, **kw),
+            settings={**kw, "resampling_unit": prep.unit, "subjects": read.n_subjects,
+                      "proportion_interval": PROPORTION_METHOD, "coefficient_interval": BOOTSTRAP_METHOD,
+                      "ci": f"proportions: {PROPORTION_METHOD}; coefficients: {BOOTSTRAP_METHOD}",
+                      "scale": " < ".join(ORDINAL_ORDER), "categories": K,
+                      "time_freq": over_time["freq"].iloc[0] if len(over_time) else time_freq},
+            reads=read, per_class=class_agreement(prep, **kw),
             per_movement=agreement_by(prep, "movement", **kw), per_source=agreement_by(prep, "source", **kw),
             per_synthetic=agreement_by(prep, "synthetic", **kw),
             readers_vs_final=readers_vs_final(prep, finals, **kw),
-            asymmetry=asymmetry_vs_final(ranges, finals, prep, **kw), models=evaluate_runs(predictions, **kw),
-            checks=check_rates(checks, **kw), over_time=agreement_over_time(prep, time_freq),
+            asymmetry=asymmetry_vs_final(ranges, finals, prep, subjects=everyone, **kw),
+            models=evaluate_runs(predictions, subjects=everyone, **kw),
+            checks=check_rates(checks, subjects=everyone, **kw), over_time=over_time,
             label_distribution=reader_label_distribution(prep), reading_times=reading_time_summary(prep),
-            reader_pairs=pairs.result())
+            reader_pairs=pairs.result(), n_synthetic_images=int(synthetic.sum()))
 
 
 def summary(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | None = None,
@@ -1261,8 +1127,12 @@ def summary(reads, finals: pd.DataFrame | None = None, ranges: pd.DataFrame | No
 
 def report_csv(result: Audit) -> str:
     """Return every table of the audit as one long CSV (table, row, column, value), text cells
-    guarded against formula injection."""
+    guarded against formula injection; a synthetic project's first row says SYNTHETIC."""
     parts = []
+    if result.synthetic:
+        parts.append(pd.DataFrame([{"table": "notice", "row": 0, "column": "notice",
+                                    "value": f"SYNTHETIC: {result.n_synthetic_images} of the images read are "
+                                             "synthetic demo data, not patients"}]))
     for name, frame in result.tables().items():
         if frame is None or not len(frame):
             continue

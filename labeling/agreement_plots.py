@@ -1,7 +1,8 @@
 """Plotly figures for the agreement audit, and the one-file HTML report that holds them.
 
 Builders take the DataFrames that labeling.agreement computes and return go.Figure; no Streamlit
-here, so the app, the CLI and the report all draw the same pictures.
+here, so the app, the CLI and the report all draw the same pictures. Classes appear in scale
+order (L3 .. L1, N, R1 .. R3), as the tables give them.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from labeling.agreement import CLASSES, Audit, normalise_rows
+from labeling.agreement_report import methods_paragraph, overview
 
 # One colour per class: greys for N, blues for left, oranges for right, darker = more severe.
 CLASS_COLOURS = {"N": "#7f7f7f", "L1": "#9ecae1", "L2": "#4292c6", "L3": "#08519c",
@@ -43,21 +45,47 @@ def confusion_heatmap(confusion: pd.DataFrame, *, title: str = "Confusion matrix
     return fig
 
 
+_DAY_MS = 86_400_000
+_PERIOD = {"D": ("day", pd.Timedelta(days=1)), "W": ("week", pd.Timedelta(weeks=1)),
+           "M": ("month", pd.Timedelta(days=30.44))}
+
+
+def time_axis(periods, freq: str) -> dict:
+    """An x axis for per-period values: its range padded by half a period on each side, ticks on
+    whole days, weeks or months (at most about ten of them) and a date format to match. Plotly's
+    own choice for a few points close together is ticks in fractions of a millisecond."""
+    name, step = _PERIOD.get(str(freq)[:1].upper(), _PERIOD["W"])
+    t = pd.to_datetime(pd.Series(periods))
+    n = max(1, int(round((t.max() - t.min()) / step)) + 1) if len(t) else 1
+    every = max(1, math.ceil(n / 10))
+    axis = {"type": "date", "range": [t.min() - step / 2, t.max() + step / 2] if len(t) else None,
+            "title": f"{name} in which an image got its second graded read", "tickformat": "%d %b %Y"}
+    if name == "month":
+        axis.update(dtick=f"M{every}", tickformat="%b %Y")
+    else:
+        axis.update(dtick=every * step.days * _DAY_MS, tick0=t.min() if len(t) else None)
+    return axis
+
+
 def agreement_over_time_figure(over_time: pd.DataFrame, *, title: str = "Agreement over time") -> go.Figure:
     """Return percent agreement and Cohen's kappa per period (agreement.agreement_over_time),
-    with the number of images per period as bars on a second axis."""
+    with the number of images per period as bars on a second axis, on a time_axis."""
     if over_time is None or not len(over_time):
         return _empty(title, "No image has two graded reads yet.")
+    freq = str(over_time["freq"].iloc[0]) if "freq" in over_time else "W"
+    _, step = _PERIOD.get(freq[:1].upper(), _PERIOD["W"])
     fig = go.Figure()
     fig.add_bar(x=over_time["period"], y=over_time["n_images"], name="images double-read", yaxis="y2",
-                marker_color="#d9d9d9", opacity=0.6)
+                marker_color="#d9d9d9", opacity=0.6, width=0.8 * step.total_seconds() * 1000)
     fig.add_scatter(x=over_time["period"], y=over_time["percent_agreement"], mode="lines+markers",
-                    name="percent agreement")
+                    name="exact agreement")
     fig.add_scatter(x=over_time["period"], y=over_time["cohen_kappa"], mode="lines+markers", name="Cohen's kappa")
-    fig.update_layout(title=title, yaxis={"title": "agreement", "range": [min(0, float(
-        np.nanmin(over_time["cohen_kappa"].to_numpy(float), initial=0))), 1.02]},
-        yaxis2={"title": "images", "overlaying": "y", "side": "right", "showgrid": False},
-        legend={"orientation": "h"})
+    fig.update_layout(title=title, xaxis=time_axis(over_time["period"], freq),
+                      yaxis={"title": "agreement", "range": [min(0, float(
+                          np.nanmin(over_time["cohen_kappa"].to_numpy(float), initial=0))), 1.02]},
+                      yaxis2={"title": "images", "overlaying": "y", "side": "right", "showgrid": False,
+                              "tickmode": "auto", "rangemode": "tozero", "tickformat": ",d"},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
     return fig
 
 
@@ -151,10 +179,12 @@ def _table_html(frame: pd.DataFrame, digits: int = 3) -> str:
 
 
 def report_html(result: Audit, *, points: pd.DataFrame | None = None, boxes: pd.DataFrame | None = None,
-                title: str = "Agreement audit") -> str:
-    """Return one self-contained HTML page (plotly.js inline, no network needed) with the headline
-    beside the published figures, every table and the figures. points/boxes as for
-    asymmetry_scatter, with a `movement` column to get one scatter per movement."""
+                title: str = "Agreement audit", methods: str | None = None) -> str:
+    """Return one self-contained HTML page (plotly.js inline, no network needed): a SYNTHETIC
+    banner when any image is synthetic, the headline (the page's), the methods paragraph (given,
+    or methods_paragraph(result)), our figures beside the published ones, every table and the
+    figures. points/boxes as for asymmetry_scatter, with a `movement` column to get one scatter
+    per movement."""
     figures: list[tuple[str, go.Figure]] = []
     for kind, comps, norm in (("Reader vs reader", result.reader_pairs, False),
                               ("Reader vs final", result.readers_vs_final, False),
@@ -173,13 +203,21 @@ def report_html(result: Audit, *, points: pd.DataFrame | None = None, boxes: pd.
             bx = boxes[boxes["movement"] == mv] if per_movement else boxes
             figures.append((f"Asymmetry {mv or ''}", asymmetry_scatter(pts, bx, movement=mv)))
 
-    parts = [f"<h1>{html.escape(title)}</h1>",
+    banner = []
+    if result.synthetic:
+        banner = [f"<div class='synthetic'>SYNTHETIC DATA: {result.n_synthetic_images} of the images read are "
+                  "synthetic demo faces, not patients. Nothing here describes a study.</div>"]
+    parts = [*banner, f"<h1>{html.escape(title)}</h1>",
              "<p>Research annotation tool, not a diagnostic device. Measures and methods: docs/agreement.md. "
-             f"CIs: {html.escape(str(result.settings.get('ci', '')))}, {int(result.settings.get('n_boot', 0))} "
-             f"resamples, seed {html.escape(str(result.settings.get('seed')))}.</p>",
+             f"Intervals: {html.escape(str(result.settings.get('ci', '')))}; {int(result.settings.get('n_boot', 0))} "
+             f"resamples, seed {html.escape(str(result.settings.get('seed')))}, resampling unit "
+             f"{html.escape(str(result.settings.get('resampling_unit', '')))}.</p>",
+             "<h2>Headline</h2>", _table_html(overview(result)),
+             "<h2>Methods paragraph</h2>",
+             f"<p class='methods'>{html.escape(methods or methods_paragraph(result))}</p>",
              "<h2>Ours beside the published figures</h2>", _table_html(result.headline())]
     for name, frame in result.tables().items():
-        if name in ("headline",) or name.startswith(("confusion ", "per_class model")):
+        if name in ("headline",) or name.startswith(("confusion ", "per_class model", "per_movement model")):
             continue
         parts += [f"<h2>{html.escape(name.replace('_', ' '))}</h2>", _table_html(frame)]
     parts.append("<h2>Figures</h2>")
@@ -187,8 +225,11 @@ def report_html(result: Audit, *, points: pd.DataFrame | None = None, boxes: pd.
         parts.append(f"<h3>{html.escape(name)}</h3>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_height="480px"))
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+             ".synthetic{background:#b00020;color:#fff;font-weight:bold;padding:.6em 1em;font-size:1.2em}"
+             ".methods{background:#f6f6f6;padding:.8em;line-height:1.5}"
              "table.t{border-collapse:collapse;font-size:12px;margin-bottom:1em}"
              "table.t td,table.t th{border:1px solid #ddd;padding:2px 6px;text-align:right}")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{style}</style></head><body>"
+            f"<title>{'SYNTHETIC — ' if result.synthetic else ''}{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>"
             + "\n".join(parts) + "</body></html>")

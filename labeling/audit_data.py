@@ -24,13 +24,18 @@ from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.ranges import MIN_WIDTH, RangeTable
 from db.access import audit as audit_event
 from db.access import connect, fetch_columns, now, transaction
-from db.migrations import CLASSES, MOVEMENTS
+from db.migrations import CLASSES, MOVEMENTS, SOURCES
 from labeling import agreement, settings
+from labeling.agreement_report import context_figures, overview  # noqa: F401  (the page's and CLI's headline)
 from labeling.range_oof import out_of_fold_frame
 from labeling.workflow import image_states, latest_ranges
 
 PROBABILITY_COLUMNS = tuple(f"prob_{c}" for c in CLASSES)
 PREDICTION_COLUMNS = ("image_sha256", "split", "fold", "movement", "label", "predicted", *PROBABILITY_COLUMNS)
+# Written by the trainer since issue 15 (the export's hashed subject and the image's source);
+# optional on import, so runs evaluated before still import (their intervals then cluster by this
+# project's subjects, or by image for images it does not hold).
+OPTIONAL_PREDICTION_COLUMNS = ("subject_hash", "source")
 NO_FINAL = "no final label"
 
 # The effective reads: kind 'read' not superseded by an undo row. Reader names and image
@@ -56,13 +61,13 @@ def _take(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def load_reads(db: sqlite_utils.Database) -> pd.DataFrame:
     """Return the effective reads: image_id, reader (name), label (None = cannot grade),
     submitted_at (UTC timestamp, NaT if unreadable), duration_ms, movement, source, synthetic (0/1),
-    simulated (0/1)."""
+    subject (the image's subject id: the resampling unit of every interval), simulated (0/1)."""
     reads = fetch_columns(db, _READS_SQL, text=("label",))
     if (np.diff(reads["id"]) < 0).any():  # in read order (id), as the audit breaks time ties by it
         order = np.argsort(reads["id"], kind="stable")
         reads = {name: values[order] for name, values in reads.items()}
     users = fetch_columns(db, "SELECT id, name FROM users", text=("name",))
-    images = fetch_columns(db, "SELECT id, movement, source, synthetic FROM images", text=("movement", "source"))
+    images = fetch_columns(db, "SELECT id, movement, source, synthetic, subject_id FROM images", text=("movement", "source"))
     image = pd.Index(images["id"]).get_indexer(reads["image_id"])
     columns = {"image_id": reads["image_id"],
                "reader": _take(users["name"], pd.Index(users["id"]).get_indexer(reads["reader_id"])),
@@ -70,7 +75,8 @@ def load_reads(db: sqlite_utils.Database) -> pd.DataFrame:
                "submitted_at": pd.to_datetime(reads["submitted_ms"], unit="ms", utc=True).as_unit("us"),
                "duration_ms": reads["duration_ms"],
                "movement": _take(images["movement"], image), "source": _take(images["source"], image),
-               "synthetic": _take(images["synthetic"], image), "simulated": reads["simulated"]}
+               "synthetic": _take(images["synthetic"], image), "subject": _take(images["subject_id"], image),
+               "simulated": reads["simulated"]}
     # Text stays as Python objects (pandas would make Arrow strings of it, which the audit turns back).
     return pd.DataFrame({name: pd.Series(values, dtype=object) if values.dtype == object else values
                          for name, values in columns.items()})
@@ -82,7 +88,7 @@ def finals_from_states(states: pd.DataFrame) -> pd.DataFrame:
     return have[["image_id", "movement", "final_label"]].reset_index(drop=True)
 
 
-def checks_from_states(states: pd.DataFrame, reads_per_image: int) -> pd.DataFrame:
+def checks_from_states(states: pd.DataFrame, reads_per_image: int | None = None) -> pd.DataFrame:
     """Return image_id, check1, check2 per image.
 
     check1: 'agree' when the image has a check-1 consensus, 'disagree' when all its reads are in
@@ -91,7 +97,10 @@ def checks_from_states(states: pd.DataFrame, reads_per_image: int) -> pd.DataFra
     else None.
     """
     consensus = states["consensus"].notna()
-    complete = states["n_reads"] >= reads_per_image
+    # Each image's own requirement (a later change of the setting never reopens a finished check 1);
+    # `reads_per_image` only for frames made without it.
+    required = states["reads_required"] if "reads_required" in states else reads_per_image
+    complete = states["n_reads"] >= required
     check1 = np.where(consensus, "agree", np.where(complete, "disagree", None))
     check2 = states["check2"].where(consensus & states["check2"].notna(), None)
     return pd.DataFrame({"image_id": states["image_id"].to_numpy(), "check1": check1,
@@ -231,7 +240,11 @@ def _read_run_folder(run_dir: Path) -> tuple[pd.DataFrame, dict, bytes]:
                                     f"(expected {','.join(PREDICTION_COLUMNS)})")
     if not len(frame):
         raise PredictionImportError(f"{path} holds no predictions")
-    return _validated(frame[list(PREDICTION_COLUMNS)].apply(lambda s: s.str.strip()), path), config, raw
+    for col in OPTIONAL_PREDICTION_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = ""
+    columns = list(PREDICTION_COLUMNS + OPTIONAL_PREDICTION_COLUMNS)
+    return _validated(frame[columns].apply(lambda s: s.str.strip()), path), config, raw
 
 
 def _validated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -250,13 +263,18 @@ def _validated(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
            f"{', '.join(CLASSES)} (or empty)")
     refuse(~frame["movement"].isin(MOVEMENTS + ("",)), lambda r: f"movement {r['movement'][:40]!r} is not one of "
            f"{', '.join(MOVEMENTS)} (or empty)")
+    refuse(~frame["subject_hash"].str.fullmatch(r"([0-9a-fA-F]{8,64})?"),
+           lambda r: f"subject_hash {r['subject_hash'][:80]!r} is not a hashed subject (8-64 hex digits, or empty)")
+    refuse(~frame["source"].str.fullmatch(r"[A-Za-z0-9_-]{0,40}"),
+           lambda r: f"source {r['source'][:40]!r} is not a source name (e.g. {', '.join(SOURCES)}, or empty)")
     fold = pd.to_numeric(frame["fold"].mask(frame["fold"] == ""), errors="coerce")
     refuse(fold.isna() & (frame["fold"] != "") | (fold.notna() & (fold != fold.round())),
            lambda r: f"fold {r['fold'][:40]!r} is not a whole number (or empty)")
     out = frame.copy()
     out["image_sha256"] = out["image_sha256"].str.lower()
+    out["subject_hash"] = out["subject_hash"].str.lower()
     out["fold"] = fold.astype("Int64")
-    for col in ("label", "movement"):
+    for col in ("label", "movement", "subject_hash", "source"):
         out[col] = out[col].astype(object).where(out[col] != "", None)
     for col in PROBABILITY_COLUMNS:
         values = pd.to_numeric(out[col].mask(out[col] == ""), errors="coerce")
@@ -314,12 +332,12 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
         image_id = frame["image_sha256"].map(ids)
         rows = zip(range(len(frame)), frame["image_sha256"], (None if pd.isna(v) else int(v) for v in image_id),
                    frame["split"], (None if pd.isna(v) else int(v) for v in frame["fold"]),
-                   frame["movement"], frame["label"], frame["predicted"],
+                   frame["movement"], frame["label"], frame["predicted"], frame["subject_hash"], frame["source"],
                    *[(None if math.isnan(v) else float(v) for v in frame[c]) for c in PROBABILITY_COLUMNS])
         conn.executemany(
             f"INSERT INTO model_predictions (run_id, row, image_sha256, image_id, split, fold, movement, label, "
-            f"predicted, {', '.join(PROBABILITY_COLUMNS)}) VALUES ({', '.join('?' * (9 + len(CLASSES)))})",
-            ((run_id, *r) for r in rows))
+            f"predicted, subject_hash, source, {', '.join(PROBABILITY_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (11 + len(CLASSES)))})", ((run_id, *r) for r in rows))
         matched = int(image_id.notna().sum())
         audit_event(conn, who, "predictions.imported", "model_run", name, arch=arch, predictions=len(frame),
                     matched=matched, sha256=digest)
@@ -347,10 +365,14 @@ def prediction_splits(db: sqlite_utils.Database) -> list[str]:
 
 def load_predictions(db: sqlite_utils.Database, split: str | None = "test") -> pd.DataFrame:
     """Return the imported predictions of `split` (None: every split): run, arch, image_sha256,
-    image_id (when the image is in this project), split, fold, movement, label, predicted, prob_*."""
+    image_id (when the image is in this project), subject (the resampling unit: this project's
+    subject of the image, else the run's hashed subject, else None), subject_hash, source, split,
+    fold, movement, label, predicted, prob_*."""
     where = "WHERE p.split = ?" if split is not None else ""
     return pd.read_sql_query(
-        "SELECT r.name AS run, r.arch, p.image_sha256, coalesce(i.id, p.image_id) AS image_id, p.split, p.fold, "
+        "SELECT r.name AS run, r.arch, p.image_sha256, coalesce(i.id, p.image_id) AS image_id, "
+        "coalesce('project:' || i.subject_id, 'export:' || p.subject_hash) AS subject, p.subject_hash, "
+        "coalesce(p.source, i.source) AS source, p.split, p.fold, "
         "coalesce(p.movement, i.movement) AS movement, p.label, p.predicted, "
         f"{', '.join('p.' + c for c in PROBABILITY_COLUMNS)} "
         "FROM model_predictions p JOIN model_runs r ON r.id = p.run_id LEFT JOIN images i ON i.sha256 = p.image_sha256 "
@@ -388,11 +410,13 @@ class AuditData:
     boxes: pd.DataFrame
     range_version: str | None
     split: str | None
+    subjects: pd.DataFrame | None = None
 
     def audit(self, **options) -> agreement.Audit:
         """Return agreement.audit(...) of these inputs (options: n_boot, seed, confidence, time_freq)."""
         return agreement.audit(self.reads, self.finals, self.ranges, self.checks,
-                               self.predictions if len(self.predictions) else None, **options)
+                               self.predictions if len(self.predictions) else None, subjects=self.subjects,
+                               **options)
 
 
 def _on_own_connection(db: sqlite_utils.Database, load):
@@ -425,59 +449,15 @@ def load_audit_data(db: sqlite_utils.Database, split: str | None = "test") -> Au
                                min_count=int(settings.get(db, "range_min_count")))
     return AuditData(
         reads=reads, finals=finals_from_states(states), ranges=ranges,
-        checks=checks_from_states(states, int(settings.get(db, "reads_per_image"))),
+        checks=checks_from_states(states),
         predictions=load_predictions(db, split), points=points_frame(measurements, states),
-        boxes=range_boxes(table), range_version=table.version if table else None, split=split)
+        boxes=range_boxes(table), range_version=table.version if table else None, split=split,
+        subjects=pd.DataFrame(fetch_columns(db, "SELECT id AS image_id, subject_id AS subject FROM images")))
 
 
 def load_audit(db: sqlite_utils.Database, split: str | None = "test", **options) -> agreement.Audit:
     """Return the Audit of the project's current data (options as for agreement.audit)."""
     return load_audit_data(db, split).audit(**options)
-
-
-def overview(result: agreement.Audit) -> pd.DataFrame:
-    """Return the headline the page and the command line both show: one row per measure with
-    measure, ours, ours_lo, ours_hi (95% CI), n, the published figure beside it and a note (why a
-    value is missing, or a caveat on its CI)."""
-    r, pub = result.reads, agreement.published_figures()
-    best_model = max(result.models, key=lambda m: -1 if math.isnan(m.agreement.value) else m.agreement.value,
-                     default=None)
-    rows = [("percent agreement (check-1 style, all graded reads equal)", r.percent_agreement, None),
-            ("side agreement", r.side_agreement, "side_agreement"),
-            ("degree agreement", r.degree_agreement, "degree_agreement"),
-            ("Cohen's kappa (first vs second read)", r.cohen_kappa, "cohen_kappa"),
-            ("Cohen's kappa weighted on degree", r.cohen_kappa_weighted, None),
-            ("Fleiss' kappa", r.fleiss_kappa, "fleiss_kappa"),
-            ("Krippendorff's alpha (nominal)", r.krippendorff_alpha, None),
-            ("check-1 agreement rate", result.checks.check1, "check1"),
-            ("check-2 agreement rate", result.checks.check2, "check2")]
-    if result.asymmetry:
-        rows.append((f"asymmetry method accuracy ({result.asymmetry[0].name})", result.asymmetry[0].agreement,
-                     "asymmetry_accuracy"))
-    if best_model is not None:
-        rows.append((f"model accuracy (best run: {best_model.name})", best_model.agreement, "model_accuracy"))
-
-    def published(key):
-        hits = pub[pub["compares_with"] == key] if key else pub.iloc[0:0]
-        return "; ".join(f"{_range(p['low'], p['high'])} ({p['scale']} {p['statistic']}, {p['source']})"
-                         for _, p in hits.iterrows())
-
-    return pd.DataFrame([{"measure": label, "ours": e.value, "ours_lo": e.ci_low, "ours_hi": e.ci_high, "n": e.n,
-                          "published": published(key), "note": e.reason or ""} for label, e, key in rows])
-
-
-def context_figures() -> str:
-    """Return the published figures that have no measure of ours to compare with (ICCs), as one line."""
-    pub = agreement.published_figures()
-    rest = pub[pub["compares_with"].isna()]
-    return "; ".join(f"{p['scale']} {p['statistic']} {_range(p['low'], p['high'])} ({p['source']})"
-                     for _, p in rest.iterrows())
-
-
-def _range(low: float, high: float) -> str:
-    def fmt(v):
-        return f"{v:.2f}" if round(v, 2) == v else f"{v:.3f}"
-    return fmt(low) if low == high else f"{fmt(low)}–{fmt(high)}"
 
 
 # ---- one subject (prediagnosis) ---------------------------------------------------------------

@@ -236,16 +236,16 @@ def cmd_ranges(args) -> int:
 
 
 def _format_overview(table, context: str) -> str:
-    """Return the audit's headline (audit_data.overview) as fixed-width text."""
-    def num(v):
-        return "—" if v is None or v != v else f"{v:.3f}"
+    """Return the audit's headline (agreement_report.overview) as fixed-width text."""
+    from labeling.agreement_report import fmt
 
     width = max(len(m) for m in table["measure"]) if len(table) else 10
-    lines = [f"{'measure':{width}}  {'ours':>6}  {'95% CI':17}  {'n':>7}  published (context)"]
+    lines = [f"{'measure':{width}}  {'ours':>6}  {'95% CI':17}  {'n':>7}  {'subjects':>8}  published (context)"]
     for _, r in table.iterrows():
-        ci = "" if r["ours_lo"] != r["ours_lo"] else f"[{num(r['ours_lo'])}, {num(r['ours_hi'])}]"
+        ci = "" if r["ours_lo"] != r["ours_lo"] else f"[{fmt(r['ours_lo'])}, {fmt(r['ours_hi'])}]"
         published = r["published"] or "—"
-        lines.append(f"{r['measure']:{width}}  {num(r['ours']):>6}  {ci:17}  {int(r['n']):>7}  {published}")
+        lines.append(f"{r['measure']:{width}}  {fmt(r['ours']):>6}  {ci:17}  {int(r['n']):>7}  {int(r['subjects']):>8}  "
+                     f"{published}")
         if r["note"]:
             lines.append(f"{'':{width}}  note: {r['note']}")
     lines.append(f"other published figures (not comparable one to one): {context}")
@@ -255,11 +255,13 @@ def _format_overview(table, context: str) -> str:
 def cmd_agreement(args) -> int:
     from labeling.agreement import report_csv
     from labeling.agreement_plots import report_html
-    from labeling.audit_data import context_figures, load_audit_data, overview
+    from labeling.agreement_report import context_figures, methods_paragraph, overview
+    from labeling.audit_data import load_audit_data
 
     db = open_project()
     data = load_audit_data(db, split=args.split)
     result = data.audit(n_boot=args.n_boot, seed=args.seed)
+    methods = methods_paragraph(result, split=args.split if result.models else None)
     if args.report:
         folder = os.path.abspath(args.report)
         try:
@@ -267,19 +269,25 @@ def cmd_agreement(args) -> int:
             with open(os.path.join(folder, "agreement.csv"), "w", encoding="utf-8", newline="") as fh:
                 fh.write(report_csv(result))
             with open(os.path.join(folder, "agreement.html"), "w", encoding="utf-8") as fh:
-                fh.write(report_html(result, points=data.points, boxes=data.boxes))
+                fh.write(report_html(result, points=data.points, boxes=data.boxes, methods=methods))
         except OSError as exc:
             print(f"error: cannot write the report to {folder}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNUSABLE
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "methods_paragraph": methods}, indent=2))
     else:
         r = result.reads
-        print(f"{r.n_images} image(s) read, {r.n_double_read} read at least twice, {r.n_reads} effective read(s) "
-              f"by {r.n_readers} reader(s); {len(data.finals)} final label(s); {len(result.models)} model run(s) "
-              f"on the {args.split} split; range table {data.range_version or 'none yet'}")
-        print(f"CIs: {result.settings['ci']}, {args.n_boot} resamples, seed {args.seed}")
+        if result.synthetic:
+            print(f"SYNTHETIC DATA: {result.n_synthetic_images} of the images read are synthetic demo faces, not patients")
+        print(f"{r.n_images} image(s) of {result.settings['subjects']} subject(s) read, {r.n_double_read} read at least "
+              f"twice, {r.n_reads} effective read(s) by {r.n_readers} reader(s); {len(data.finals)} final label(s); "
+              f"{len(result.models)} model run(s) on the {args.split} split; range table {data.range_version or 'none yet'}")
+        print(f"intervals: {result.settings['ci']}; {args.n_boot} resamples, seed {args.seed}; resampling unit "
+              f"{result.settings['resampling_unit']}")
         print(_format_overview(overview(result), context_figures()))
+        print()
+        print("methods paragraph:")
+        print(methods)
     if args.report:
         print(f"report written: {os.path.join(folder, 'agreement.csv')}, {os.path.join(folder, 'agreement.html')}",
               file=sys.stderr if args.json else sys.stdout)
@@ -347,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     rng = sub.add_parser("ranges", help="re-learn the check-2 range table from the check-1 consensus (a new version)")
     rng.set_defaults(func=cmd_ranges)
     agr = sub.add_parser("agreement", help="print the agreement audit (the Agreement page's numbers)")
-    agr.add_argument("--json", action="store_true", help="print every number as JSON (agreement.summary)")
+    agr.add_argument("--json", action="store_true", help="print every number as JSON (agreement.summary and the "
+                     "methods paragraph)")
     agr.add_argument("--report", metavar="DIR", help="also write DIR/agreement.csv and DIR/agreement.html")
     agr.add_argument("--split", default="test", help="which split of the imported model predictions to evaluate "
                      "(default test)")
@@ -357,7 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     lmk = sub.add_parser("landmarks", help="list the images whose landmarks were corrected by hand")
     lmk.add_argument("--json", action="store_true", help="print them as JSON")
     lmk.set_defaults(func=cmd_landmarks)
-    ipred = sub.add_parser("import-predictions", help="store a trainer run's predictions.csv (and config.json)")
+    ipred = sub.add_parser("import-predictions", help="store a trainer run's predictions.csv (and config.json); "
+                           "its subject_hash and source columns, when present, make the subject the unit of the "
+                           "run's intervals")
     ipred.add_argument("--run", required=True, help="the trainer's run folder")
     ipred.add_argument("--name", default=None, help="run name (default: the folder's name)")
     ipred.set_defaults(func=cmd_import_predictions)

@@ -1,6 +1,7 @@
 """Evaluation (paper §3, DESIGN §7): confusion matrix raw and normalised by true class, per-class
 precision and sensitivity, accuracy, per-movement accuracy, side and degree agreement, Cohen's kappa;
-mean and standard deviation over the folds of a --cv run. Figures come from scikit-learn.
+mean and standard deviation over the folds of a --cv run. Figures come from scikit-learn; the kappas
+are labeling.agreement_measures' definitions, the ones the Agreement page reports.
 
 classification_metrics and the CV summary need no TensorFlow; predicting does, lazily.
 """
@@ -14,11 +15,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
-    cohen_kappa_score,
     confusion_matrix,
     precision_recall_fscore_support,
 )
 
+from labeling.agreement_measures import weighted_kappa
 from model import CLASSES, ModelError
 from model.runs import PREDICTION_COLUMNS, fold_dirs, read_run_config, trained_model_paths, write_json
 
@@ -41,17 +42,19 @@ def finite(value) -> float | None:
     return None if math.isnan(value) else value
 
 
-def kappa(truth, predicted, labels, weights=None) -> float | None:
-    """Returns Cohen's kappa, or None where it is undefined (a single class everywhere)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return finite(cohen_kappa_score(truth, predicted, labels=labels, weights=weights))
+def kappa(truth, predicted, weights: str = "nominal") -> float | None:
+    """Returns Cohen's kappa with the named weights of labeling.agreement_measures.WEIGHTS
+    (nominal, linear and quadratic on the scale L3 < ... < R3, degree_linear, degree_quadratic,
+    laterality), or None where it is undefined (a single class everywhere)."""
+    return finite(weighted_kappa(list(truth), list(predicted), weights))
 
 
 def classification_metrics(labels, predicted, movements) -> dict:
     """Returns the evaluation figures for parallel sequences of true classes, predicted classes
     and movements.
 
-    Keys: images, accuracy, side_accuracy, degree_accuracy, kappa, degree_kappa_linear,
+    Keys: images, accuracy, side_accuracy, degree_accuracy, kappa, kappa_linear (the ordinal scale
+    L3 < ... < R3), degree_kappa_linear (degree 0-3, side ignored),
     precision / sensitivity / support by class (None where undefined: a class never predicted,
     or absent), per_movement {movement: {images, accuracy}}, confusion_matrix (rows = true class,
     columns = predicted, in CLASSES order) and confusion_matrix_normalized (rows sum to 1; rows of
@@ -70,14 +73,14 @@ def classification_metrics(labels, predicted, movements) -> dict:
         movement: {"images": int(len(group)), "accuracy": float(group["correct"].mean())}
         for movement, group in frame.groupby("movement", sort=True)
     }
-    true_degree, predicted_degree = [degree_of(x) for x in labels], [degree_of(x) for x in predicted]
     return {
         "images": len(labels),
         "accuracy": float(accuracy_score(labels, predicted)),
         "side_accuracy": float(accuracy_score([side_of(x) for x in labels], [side_of(x) for x in predicted])),
-        "degree_accuracy": float(accuracy_score(true_degree, predicted_degree)),
-        "kappa": kappa(labels, predicted, classes),
-        "degree_kappa_linear": kappa(true_degree, predicted_degree, [0, 1, 2, 3], weights="linear"),
+        "degree_accuracy": float(accuracy_score([degree_of(x) for x in labels], [degree_of(x) for x in predicted])),
+        "kappa": kappa(labels, predicted),
+        "kappa_linear": kappa(labels, predicted, "linear"),
+        "degree_kappa_linear": kappa(labels, predicted, "degree_linear"),
         "precision": {c: finite(v) for c, v in zip(classes, precision)},
         "sensitivity": {c: finite(v) for c, v in zip(classes, sensitivity)},
         "support": {c: int(v) for c, v in zip(classes, support)},
@@ -94,7 +97,8 @@ def metrics_of_predictions(predictions: pd.DataFrame) -> dict:
 
 def summary_values(metrics: dict) -> dict[str, float | None]:
     """Returns the scalar figures of one evaluation, flattened ("precision.N", "per_movement.MV1", ...)."""
-    flat = {k: metrics[k] for k in ("accuracy", "side_accuracy", "degree_accuracy", "kappa", "degree_kappa_linear")}
+    flat = {k: metrics.get(k) for k in ("accuracy", "side_accuracy", "degree_accuracy", "kappa", "kappa_linear",
+                                        "degree_kappa_linear")}
     for group in ("precision", "sensitivity"):
         flat.update({f"{group}.{c}": v for c, v in metrics[group].items()})
     flat.update({f"per_movement.{m}": v["accuracy"] for m, v in metrics["per_movement"].items()})
@@ -130,6 +134,8 @@ def predictions_table(frame: pd.DataFrame, probabilities: np.ndarray, split: str
     table = pd.DataFrame(
         {
             "image_sha256": frame["image_sha256"].to_numpy(),
+            "subject_hash": frame["subject_hash"].to_numpy() if "subject_hash" in frame else None,
+            "source": frame["source"].to_numpy() if "source" in frame else None,
             "split": split,
             "fold": frame["fold"].astype("Int64").to_numpy(),
             "movement": frame["movement"].to_numpy(),
@@ -194,10 +200,10 @@ def combine_fold_predictions(tables: list[pd.DataFrame], split: str) -> pd.DataF
     stacked = pd.concat(tables, ignore_index=True)
     if split != "test":
         return stacked
-    keys = ["image_sha256", "split", "fold", "movement", "label"]
+    keys = [c for c in ("image_sha256", "subject_hash", "source", "split", "fold", "movement", "label") if c in stacked]
     mean = stacked.groupby(keys, dropna=False, sort=False)[PROBABILITY_COLUMNS].mean().reset_index()
     mean["predicted"] = [CLASSES[i] for i in np.argmax(mean[PROBABILITY_COLUMNS].to_numpy(), axis=1)]
-    return mean[list(PREDICTION_COLUMNS)]
+    return mean.reindex(columns=list(PREDICTION_COLUMNS))
 
 
 def summarize_cv(run_dir: str | Path, splits=("val", "test")) -> dict:

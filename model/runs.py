@@ -19,6 +19,8 @@ from model import ModelError
 
 PREDICTION_COLUMNS = (
     "image_sha256",
+    "subject_hash",  # the export's hashed subject: the agreement audit resamples subjects, not images
+    "source",
     "split",
     "fold",
     "movement",

@@ -46,11 +46,16 @@ def test_hand_case_every_measure():
     # Cohen: p_o = 0.8; A's marginals N .4, L1 .4, R1 .2; B's N .3, L1 .4, R1 .3;
     # p_e = .12 + .16 + .06 = .34; kappa = (.8 - .34) / .66 = 23/33.
     assert r.cohen_kappa.value == pytest.approx(23 / 33)
-    # Weighted on degree: w(N,L1) = w(N,R1) = 1/3, w(L1,R1) = 1 (opposite sides).
+    # Laterality-weighted: w(N,L1) = w(N,R1) = 1/3, w(L1,R1) = 1 (opposite sides).
     # Observed weighted disagreement: (1/3 + 1) / 10 = 2/15.
     # Expected: 1/3 * (.4*.4 + .4*.3 + .4*.3 + .2*.3) + 1 * (.4*.3 + .2*.4) = .46/3 + .2 = 53/150.
     # kappa_w = 1 - (2/15) / (53/150) = 33/53.
-    assert r.cohen_kappa_weighted.value == pytest.approx(33 / 53)
+    assert r.kappa_laterality.value == pytest.approx(33 / 53)
+    # L/R swap: only (L1,R1) names both sides: 1 of 10 images.
+    assert r.lr_swap_rate.value == pytest.approx(0.1) and r.lr_swap_rate.n == 10
+    # Gwet's AC1: p_a = .8; pi = N 7/20, L1 8/20, R1 5/20; p_e = sum pi (1 - pi) / (7 - 1) = .655 / 6;
+    # AC1 = (.8 - .655/6) / (1 - .655/6) = (4.8 - .655) / (6 - .655) = 4.145 / 5.345.
+    assert r.gwet_ac1.value == pytest.approx(4.145 / 5.345)
     # Fleiss: P_bar = .8; pooled p: N 7/20, L1 8/20, R1 5/20; P_e = .1225 + .16 + .0625 = .345;
     # kappa = (.8 - .345) / .655 = 91/131.
     assert r.fleiss_kappa.value == pytest.approx(91 / 131)
@@ -66,11 +71,14 @@ def test_hand_case_every_measure():
 
 def test_two_by_two_kappa():
     # (N,N) x4, (L1,L1) x4, (N,L1), (L1,N): p_o = .8, both marginals .5/.5, p_e = .5,
-    # kappa = (.8 - .5) / (1 - .5) = 0.6. With two classes one weight scales out, so weighted = 0.6.
+    # kappa = (.8 - .5) / (1 - .5) = 0.6. With two classes one weight scales out, so every weighted
+    # kappa is 0.6 too.
     r = ag.read_agreement(reads_from_pairs([("N", "N")] * 4 + [("L1", "L1")] * 4 + [("N", "L1"), ("L1", "N")]),
                           n_boot=0)
     assert r.cohen_kappa.value == pytest.approx(0.6)
-    assert r.cohen_kappa_weighted.value == pytest.approx(0.6)
+    for name in ("kappa_linear", "kappa_quadratic", "kappa_degree_linear", "kappa_degree_quadratic",
+                 "kappa_laterality"):
+        assert r.measures[name].value == pytest.approx(0.6), name
     assert math.isnan(r.cohen_kappa.ci_low)  # n_boot=0: no CI
 
 
@@ -80,36 +88,6 @@ def test_degree_weights():
     assert w.loc["N", "L1"] == pytest.approx(1 / 3) and w.loc["N", "R3"] == pytest.approx(1)
     assert w.loc["L1", "L3"] == pytest.approx(2 / 3) and w.loc["R2", "R3"] == pytest.approx(1 / 3)
     assert w.loc["L1", "R1"] == 1 and w.loc["L3", "R3"] == 1
-
-
-def test_weight_matrix_semantics_match_sklearn_linear():
-    # On the signed axis R3..L3 = -3..3, linear weights |s_i - s_j| / 6 through our path must give
-    # sklearn's weights='linear' kappa: proof that statsmodels reads our matrix as disagreement weights.
-    rng = np.random.default_rng(1)
-    a = rng.integers(0, 7, 300)
-    b = np.where(rng.random(300) < 0.6, a, rng.integers(0, 7, 300))
-    signed = ag.DEGREES * np.where(ag.SIDES == 2, -1, 1)
-    table = confusion_matrix(a, b, labels=range(7)).astype(float)
-    ours = ag._library_kappa(table, np.abs(signed[:, None] - signed[None, :]) / 6)
-    assert ours == pytest.approx(cohen_kappa_score(signed[a], signed[b], weights="linear"))
-
-
-def test_bootstrap_replicates_equal_the_libraries():
-    # The vectorised replicate of each measure, on the observed counts, equals the library value,
-    # with images read 2, 3 and 4 times.
-    rng = np.random.default_rng(7)
-    rows = []
-    for i in range(300):
-        truth = rng.integers(0, 7)
-        for k in range(rng.choice([2, 3, 3, 4])):
-            lab = truth if rng.random() < 0.7 else rng.integers(0, 7)
-            rows.append({"image_id": i, "reader": f"r{k}", "label": ag.CLASSES[lab],
-                         "submitted_at": pd.Timestamp("2024-01-01") + pd.Timedelta(minutes=k)})
-    prep = ag.prepare_reads(pd.DataFrame(rows))
-    P, w0 = prep.patterns, prep.pattern_weights()
-    observed = ag._Counts(P, w0[None, :])
-    for m in (ag.COHEN, ag.COHEN_WEIGHTED, ag._fleiss_measure(3), ag.ALPHA, *ag._class_measures(2)[1:]):
-        assert m.replicate(observed)[0][0] == pytest.approx(m.library(P, w0)), m.name
 
 
 def test_three_readers_fleiss_alpha_and_pairs():
@@ -130,26 +108,38 @@ def test_three_readers_fleiss_alpha_and_pairs():
     assert pairs[("A", "C")].agreement.value == pytest.approx(0.5)
 
 
-def test_fleiss_uses_the_most_common_read_count_and_says_so():
+def test_fleiss_uses_every_image_whatever_its_number_of_reads():
+    # (N,N), (L1,L1), (N,L1), (N,N,N): Gwet's generalisation (irrCAC's), not only the 2-read images.
+    # Per image agreeing pairs: 1, 1, 0, 1 -> p_a = 3/4; shares pi: N (1 + 0 + 1/2 + 1) / 4 = 5/8,
+    # L1 3/8 -> p_e = 25/64 + 9/64 = 34/64; kappa = (3/4 - 34/64) / (1 - 34/64) = 14/30.
     reads = reads_from_pairs([("N", "N"), ("L1", "L1"), ("N", "L1"), ("N", "N", "N")], readers=("A", "B", "C"))
     f = ag.read_agreement(reads, n_boot=0).fleiss_kappa
-    assert f.n == 3 and "1 images with another count left out" in f.reason
+    assert f.n == 4 and f.value == pytest.approx(14 / 30) and f.reason is None
 
 
 def test_one_class_only_is_undefined_not_an_error():
     r = ag.read_agreement(reads_from_pairs([("N", "N")] * 5), n_boot=50)
-    assert r.percent_agreement.value == 1.0 and (r.percent_agreement.ci_low, r.percent_agreement.ci_high) == (1, 1)
-    assert r.degree_agreement.value == 1.0
+    # 100% on five images (each its own subject): Clopper-Pearson on 5, never the point [1, 1].
+    assert r.percent_agreement.value == 1.0 and r.percent_agreement.ci_high == 1.0
+    assert r.percent_agreement.ci_low == pytest.approx(0.025 ** (1 / 5))
+    assert r.degree_agreement.value == 1.0 and r.lr_swap_rate.value == 0.0 and r.lr_swap_rate.ci_high > 0
     assert math.isnan(r.side_agreement.value) and r.side_agreement.n == 0 and "side" in r.side_agreement.reason
-    for e in (r.cohen_kappa, r.cohen_kappa_weighted, r.fleiss_kappa, r.krippendorff_alpha):
-        assert math.isnan(e.value) and "single class" in e.reason and e.n == 5
+    for name in ("cohen_kappa", "kappa_linear", "kappa_laterality", "fleiss_kappa", "fleiss_kappa_quadratic",
+                 "krippendorff_alpha", "krippendorff_alpha_ordinal"):
+        e = r.measures[name]
+        assert math.isnan(e.value) and "single class" in e.reason and e.n == 5, name
+    # Gwet's chance agreement counts all 7 categories, so AC1 stays defined: 1, with an interval below.
+    assert r.gwet_ac1.value == 1.0 and r.gwet_ac1.ci_low < 1.0 and "perfectly" in r.gwet_ac1.reason
 
 
-def test_all_agree_gives_one():
+def test_all_agree_gives_one_and_intervals_that_do_not_collapse():
     r = ag.read_agreement(reads_from_pairs([("N", "N"), ("L2", "L2"), ("R3", "R3")] * 4), n_boot=100)
-    for e in r.estimates().values():
-        assert e.value == pytest.approx(1.0), e
-    assert r.cohen_kappa.ci_high == 1.0
+    for name, e in r.estimates().items():
+        assert e.value == pytest.approx(0.0 if name == "lr_swap_rate" else 1.0), name
+        # Every interval keeps a width at the edge: Clopper-Pearson for proportions, the perfect-
+        # agreement lower limit for coefficients (every resample agrees perfectly).
+        assert e.ci_low < e.ci_high, name
+        assert (e.ci_low == 0.0) if name == "lr_swap_rate" else (e.ci_high == 1.0), name
 
 
 @pytest.mark.parametrize("reads", [
@@ -232,7 +222,7 @@ def test_per_class_specific_agreement():
     # One-vs-rest kappa for R1: table [[2, 0], [1, 7]] -> p_o = .9, p_e = .2*.3 + .8*.7 = .62,
     # kappa = .28 / .38 = 14/19.
     assert per.loc["R1", "kappa_one_vs_rest"] == pytest.approx(14 / 19)
-    assert list(per.index) == list(ag.CLASSES)
+    assert list(per.index) == ["L3", "L2", "L1", "N", "R1", "R2", "R3"]  # scale order
 
 
 def test_reader_pair_orientation_and_confusion_axes():
@@ -240,7 +230,8 @@ def test_reader_pair_orientation_and_confusion_axes():
     (pair,) = ag.reader_pairs(reads, n_boot=0)
     assert (pair.meta["reader_a"], pair.meta["reader_b"]) == ("adam", "zoe")
     cm = pair.confusion
-    assert list(cm.index) == list(ag.CLASSES) and list(cm.columns) == list(ag.CLASSES)
+    scale = ["L3", "L2", "L1", "N", "R1", "R2", "R3"]
+    assert list(cm.index) == scale and list(cm.columns) == scale
     assert cm.loc["L1", "N"] == 1 and cm.loc["L2", "L2"] == 1 and cm.to_numpy().sum() == 2
     assert cm.index.name == "reader adam" and cm.columns.name == "reader zoe"
 
@@ -262,8 +253,8 @@ def test_confusion_frame_matches_sklearn_and_keeps_absent_classes():
     lab = ["N", "L1", "L1", "R3", "N"]
     cm = ag.confusion_frame(ref, lab)
     assert cm.shape == (7, 7) and cm.loc["L3"].sum() == 0
-    expected = confusion_matrix(ref[:4], lab[:4], labels=list(ag.CLASSES))
-    assert (cm.to_numpy() == expected).all()
+    expected = confusion_matrix(ref[:4], lab[:4], labels=list(ag.ORDINAL_ORDER))
+    assert (cm.to_numpy() == expected).all() and list(cm.index) == ["L3", "L2", "L1", "N", "R1", "R2", "R3"]
 
 
 def test_model_evaluation_precision_sensitivity_accuracy():
@@ -281,7 +272,7 @@ def test_model_evaluation_precision_sensitivity_accuracy():
     assert math.isnan(pc.loc["L3", "precision"]) and math.isnan(pc.loc["L3", "sensitivity"])
     assert run.agreement.value == pytest.approx(4 / 6) and run.name == "model"
     norm = run.confusion_normalised
-    assert norm.loc["N"].tolist()[:2] == [0.5, 0.5] and norm.loc["L3"].isna().all()
+    assert norm.loc["N", ["N", "L1"]].tolist() == [0.5, 0.5] and norm.loc["L3"].isna().all()
     assert run.balanced_accuracy == pytest.approx((0.5 + 2 / 3 + 1) / 3)
     mv = run.per_movement.set_index("movement")
     assert mv.loc["MV1", "agreement"] == 0.5 and mv.loc["MV2", "agreement"] == pytest.approx(2 / 3)
@@ -294,7 +285,8 @@ def test_precision_and_sensitivity_equal_scikit_learn():
     ref = rng.choice(["N", "L1", "L2", "R3"], 300)
     lab = np.where(rng.random(300) < 0.6, ref, rng.choice(["N", "L1", "R1"], 300))
     pc = ag.compare_labels(ref, lab, n_boot=0).per_class
-    precision, sensitivity, _, _ = precision_recall_fscore_support(ref, lab, labels=list(ag.CLASSES), zero_division=np.nan)
+    precision, sensitivity, _, _ = precision_recall_fscore_support(ref, lab, labels=list(ag.ORDINAL_ORDER),
+                                                                   zero_division=np.nan)
     np.testing.assert_allclose(pc["precision"], precision, equal_nan=True)
     np.testing.assert_allclose(pc["sensitivity"], sensitivity, equal_nan=True)
 
@@ -353,8 +345,8 @@ def random_reads(seed: int, n_images: int = 150) -> pd.DataFrame:
 
 def test_reader_pairs_equal_one_pair_at_a_time_and_sklearn():
     # reader_pairs counts every pair of every image at once and bootstraps all pairs in one
-    # vectorised pass (_estimates_by_group); each pair must come out exactly as compare_labels
-    # gives it from that pair's own list of reads, and its kappa as scikit-learn computes it.
+    # vectorised pass (estimate_groups); each pair must come out exactly as compare_labels gives
+    # it from that pair's own list of reads, and its kappa as scikit-learn computes it.
     reads = random_reads(3)
     prep = ag.prepare_reads(reads)
     graded = prep.reads[(prep.reads["code"] >= 0) & prep.reads["reader"].notna()]
@@ -366,30 +358,34 @@ def test_reader_pairs_equal_one_pair_at_a_time_and_sklearn():
                 a, b = rows[x], rows[y]
                 if b.reader < a.reader:
                     a, b = b, a
-                pairs.setdefault((a.reader, b.reader), []).append((a.label, b.label, a.movement))
+                pairs.setdefault((a.reader, b.reader), []).append((a.label, b.label, a.movement, a.image_id))
     got = ag.reader_pairs(reads, n_boot=200, seed=2)
     assert [(c.meta["reader_a"], c.meta["reader_b"]) for c in got] == sorted(pairs)
     for c in got:
-        la, lb, mv = zip(*pairs[(c.meta["reader_a"], c.meta["reader_b"])])
-        one = ag.compare_labels(la, lb, movement=mv, n_boot=200, seed=2)
-        for measure in ("agreement", "side_agreement", "degree_agreement", "cohen_kappa", "cohen_kappa_weighted"):
-            assert getattr(c, measure) == getattr(one, measure), (c.name, measure)
+        la, lb, mv, image = zip(*pairs[(c.meta["reader_a"], c.meta["reader_b"])])
+        # No subject given: the image is the cluster, so an image's several pairs resample together.
+        one = ag.compare_labels(la, lb, movement=mv, subject=image, n_boot=200, seed=2)
+        for measure in ag.PAIR_NAMES:
+            x, y = c.measures[measure], one.measures[measure]
+            assert (x.n, x.subjects, x.reason) == (y.n, y.subjects, y.reason), (c.name, measure)
+            # Matrix products over 1 or 50 groups may round the last bit differently.
+            np.testing.assert_allclose([x.value, x.ci_low, x.ci_high], [y.value, y.ci_low, y.ci_high], rtol=1e-12,
+                                       atol=1e-12, err_msg=f"{c.name} {measure}")
         assert (c.confusion.to_numpy() == one.confusion.to_numpy()).all()
-        pd.testing.assert_frame_equal(c.per_movement, one.per_movement)
         pd.testing.assert_frame_equal(c.per_class, one.per_class, check_dtype=False)
         if math.isfinite(c.cohen_kappa.value):
             assert c.cohen_kappa.value == pytest.approx(cohen_kappa_score(la, lb))
 
 
 def test_label_distribution_and_reading_times_equal_pandas():
-    # Both are computed from integer reader codes; pandas' crosstab and groupby on the names are
-    # the reference (reads without a reader name are left out, but count in 'all').
+    # Both are computed from integer reader codes with numpy; pandas' crosstab and groupby on the
+    # names are the reference (reads without a reader name are left out, but count in 'all').
     reads = random_reads(5)
     prep = ag.prepare_reads(reads)
     r = prep.reads[prep.reads["code"] >= -1]
     name = np.where(r["code"] >= 0, np.array(ag.CLASSES + (ag.CANNOT_GRADE,))[r["code"]], ag.CANNOT_GRADE)
-    t = pd.crosstab(r["reader"].astype(str).to_numpy(), name).reindex(columns=[*ag.CLASSES, ag.CANNOT_GRADE],
-                                                                       fill_value=0)
+    t = pd.crosstab(r["reader"].astype(str).to_numpy(), name).reindex(
+        columns=[*ag.ORDINAL_ORDER, ag.CANNOT_GRADE], fill_value=0)
     dist = ag.reader_label_distribution(reads)
     assert dist["reader"].tolist() == np.repeat(t.index, ag.K + 1).tolist()
     assert (dist["n"].to_numpy() == t.to_numpy().ravel()).all()
@@ -401,7 +397,9 @@ def test_label_distribution_and_reading_times_equal_pandas():
                           g.mean().rename("mean")], axis=1).reset_index()
     times = ag.reading_time_summary(reads)
     assert times["reader"].tolist() == expected["reader"].tolist() and "all" in times["reader"].tolist()
-    assert (times.drop(columns="reader").to_numpy() == expected.drop(columns="reader").to_numpy()).all()
+    # numpy's quantile and pandas' groupby quantile interpolate alike, up to the last bit.
+    np.testing.assert_allclose(times.drop(columns="reader").to_numpy(float),
+                               expected.drop(columns="reader").to_numpy(float), rtol=1e-12)
 
 
 def test_over_time_distribution_and_reading_times():
@@ -480,3 +478,56 @@ def test_report_html_is_self_contained_and_escaped():
     assert "<script>alert(1)" not in html and "<script src" not in html.lower()
     assert "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js is inline
     assert "Reitzen" in html
+
+
+def test_a_week_of_data_is_drawn_by_day_and_never_in_milliseconds():
+    # Seven images double-read over one week: days, not one weekly point on an axis plotly would
+    # tick in fractions of a millisecond. One day of data: a single point on an axis a day wide.
+    week = reads_from_pairs([("N", "N")] * 7)  # image i is read on day i
+    ot = ag.agreement_over_time(week)
+    assert ot["freq"].unique().tolist() == ["D"] and len(ot) == 7
+    for frame in (ot, ag.agreement_over_time(reads_from_pairs([("N", "N")]))):
+        axis = plots.agreement_over_time_figure(frame).layout.xaxis
+        lo, hi = (pd.Timestamp(x) for x in axis.range)
+        assert axis.dtick >= 86_400_000 and hi - lo >= pd.Timedelta(days=1) and axis.tickformat == "%d %b %Y"
+    long = reads_from_pairs([("N", "N")] * 400)  # 400 days: months, at most about ten ticks
+    ot = ag.agreement_over_time(long)
+    assert ot["freq"].iloc[0] == "W"
+    axis = plots.agreement_over_time_figure(ag.agreement_over_time(long, "M")).layout.xaxis
+    assert axis.dtick == "M2" and axis.tickformat == "%b %Y"
+
+
+def test_confusion_matrices_and_label_shares_are_in_scale_order():
+    result = ag.audit(reads_from_pairs(HAND), n_boot=0)
+    heat = plots.confusion_heatmap(result.reader_pairs[0].confusion)
+    scale = ["L3", "L2", "L1", "N", "R1", "R2", "R3"]
+    assert list(heat.data[0].y) == scale and list(heat.data[0].x) == scale
+    assert result.to_dict()["reader_pairs"][0]["confusion"]["labels"] == scale
+    assert list(dict.fromkeys(result.label_distribution["label"])) == [*scale, ag.CANNOT_GRADE]
+
+
+def test_synthetic_data_is_marked_in_the_html_and_the_csv():
+    synthetic = ag.audit(reads_from_pairs(HAND, synthetic=[True] * 10), n_boot=0)
+    real = ag.audit(reads_from_pairs(HAND), n_boot=0)
+    assert synthetic.synthetic and not real.synthetic
+    html = plots.report_html(synthetic)
+    body = html.split("<body>", 1)[1]
+    assert body.startswith("<div class='synthetic'>SYNTHETIC DATA: 10 of the images")
+    assert "<title>SYNTHETIC" in html and "SYNTHETIC DATA" in html.split("Methods paragraph")[1][:400]
+    assert "SYNTHETIC" not in plots.report_html(real)
+    assert ag.report_csv(synthetic).splitlines()[1].startswith("notice,0,notice,\"SYNTHETIC: 10 of the images")
+    assert "SYNTHETIC" not in ag.report_csv(real)
+
+
+def test_every_output_names_its_resampling_unit():
+    reads = reads_from_pairs(HAND).assign(subject=[f"S{i // 4}" for i in range(20)])  # 2 images per subject
+    result = ag.audit(reads, finals=pd.DataFrame({"image_id": [f"img{i}" for i in range(10)],
+                                                  "final_label": [a for a, _ in HAND]}), n_boot=50)
+    assert result.settings["resampling_unit"] == "subject" and result.settings["subjects"] == 5
+    assert result.reads.n_subjects == 5 and result.reads.cohen_kappa.subjects == 5
+    s = result.to_dict()
+    for kind in ("reader_pairs", "readers_vs_final"):
+        assert {c["resampling_unit"] for c in s[kind]} == {"subject"}, kind
+    assert set(result.tables()["reader_pairs"]["resampling_unit"]) == {"subject"}
+    assert result.per_movement["subjects"].tolist() == [5]
+    assert "subject" in result.settings["ci"] and "Clopper-Pearson" in result.settings["proportion_interval"]

@@ -4,6 +4,7 @@ pages themselves, and the audit is computed once per data change, not on every r
 from __future__ import annotations
 
 import datetime as dt
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -90,7 +91,7 @@ def test_menu_offers_the_pages_to_their_roles():
 def test_empty_project(db):
     auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     at = every_tab(page(AGREEMENT, auditor))
-    assert "No reads yet" in texts(at) and metric(at, "Percent agreement") == "—"
+    assert "No reads yet" in texts(at) and metric(at, "Exact agreement") == "—"
     at = page(PREDIAGNOSIS, auditor)
     clean(at)
     assert "No subjects yet" in texts(at)
@@ -137,7 +138,7 @@ def test_one_reader_project_then_new_data_is_offered_not_recomputed_on_every_cli
     at.button(key="agreement_update").click().run()
     clean(at)
     assert "arrived since" not in texts(at) and len(calls) == 2
-    assert metric(at, "Read at least twice") == "1" and metric(at, "Percent agreement") == "1.000"
+    assert metric(at, "Read at least twice") == "1" and metric(at, "Exact agreement") == "1.000"
 
     at = page(PREDIAGNOSIS, auditor)
     clean(at)
@@ -188,12 +189,15 @@ def test_demo_agreement_page_shows_the_audit_in_every_tab(demo, monkeypatch):
     at = page(AGREEMENT, demo.auditor)
     clean(at)
     assert "SYNTHETIC" in texts(at)
-    assert metric(at, "Percent agreement") == f"{expected.reads.percent_agreement.value:.3f}"
-    assert metric(at, "Check-2 rate") == f"{expected.checks.check2.value:.3f}"
+    assert metric(at, "Exact agreement") == f"{expected.reads.percent_agreement.value:.3f}"
+    assert metric(at, "Check-2 acceptance") == f"{expected.checks.check2.value:.3f}"
     assert metric(at, "Model runs") == "1"
+    # One number, one name: the check-1 rate is not a second headline card for the same number.
+    assert not [m for m in at.metric if "Check-1" in m.label or "Percent" in m.label]
     headline = at.dataframe[0].value
     assert "0.54" in " ".join(headline["published"])
-    assert "model accuracy (best run: idfnp-demo)" in set(headline["measure"])
+    assert "model accuracy, run idfnp-demo, idfnp" in set(headline["measure"])
+    assert not any("best" in m for m in headline["measure"])
     every_tab(at)
 
     at.session_state["agreement_tab"] = "Model vs neurologists"
@@ -214,6 +218,35 @@ def test_demo_agreement_page_shows_the_audit_in_every_tab(demo, monkeypatch):
     at.session_state["agreement_tab"] = "Downloads"
     at.run()
     assert len(at.get("download_button")) == 2
+
+
+def test_the_methods_paragraph_says_the_pages_numbers(demo, monkeypatch):
+    # Every number of the headline table, as the page shows it ("0.812 [0.701, 0.893]"), is in
+    # the paragraph the page offers to copy, as "0.812 (95% CI 0.701–0.893)"; and the paragraph
+    # names the design, the unit and the software.
+    monkeypatch.setenv("FNP_DATA_DIR", str(demo.folder))
+    at = page(AGREEMENT, demo.auditor)
+    clean(at)
+    (paragraph,) = [c.value for c in at.code]
+    headline = at.dataframe[0].value
+    checked = 0
+    for measure, shown in zip(headline["measure"], headline["ours"]):
+        m = re.fullmatch(r"(-?\d\.\d{3})(?: \[(-?\d\.\d{3}), (-?\d\.\d{3})\])?", shown)
+        if m is None:  # "—": nothing computed, the paragraph says why
+            assert shown == "—", measure
+            continue
+        if "= exact agreement" in measure:
+            assert "check-1 consensus rate is the exact agreement" in paragraph
+            continue
+        said = m[1] + (f" (95% CI {m[2]}–{m[3]})" if m[2] else "")
+        assert said in paragraph, (measure, said)
+        checked += 1
+    assert checked >= 15
+    assert metric(at, "Exact agreement") in paragraph
+    for words in ("SYNTHETIC DATA", "Design.", "14 facial photographs of 2 subjects", "resampling unit: subject",
+                  "Clopper-Pearson", "cluster bootstrap", "200 resamples, seed 0", "Software: FNP TripleCheck",
+                  "statsmodels", "run idfnp-demo (idfnp)", "none was selected"):
+        assert words in paragraph, words
 
 
 def test_demo_prediagnosis_page(demo, monkeypatch):

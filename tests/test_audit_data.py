@@ -170,7 +170,8 @@ def test_load_reads_equals_the_plain_sql_join(db):
                       [(12, "2026-01-09T10:00:00.123+02:00"), (13, "2026-01-09T07:59:59.999Z"), (14, "x")])
     expected = pd.read_sql_query(
         "SELECT r.image_id, u.name AS reader, r.label, r.submitted_at, r.duration_ms, i.movement, i.source, "
-        "i.synthetic, r.simulated FROM reads r JOIN users u ON u.id = r.reader_id JOIN images i ON i.id = r.image_id "
+        "i.synthetic, i.subject_id AS subject, r.simulated FROM reads r JOIN users u ON u.id = r.reader_id "
+        "JOIN images i ON i.id = r.image_id "
         "WHERE r.kind = 'read' AND NOT EXISTS (SELECT 1 FROM reads x WHERE x.supersedes = r.id) ORDER BY r.id", db.conn)
     expected["submitted_at"] = pd.to_datetime(expected["submitted_at"], utc=True, errors="coerce", format="ISO8601")
     reads = ad.load_reads(db)
@@ -222,7 +223,9 @@ def test_empty_project_loads_and_audits(db):
     a = data.audit(n_boot=0)
     assert a.reads.n_reads == 0 and math.isnan(a.reads.percent_agreement.value)
     assert not a.models and not a.asymmetry
-    assert len(ad.overview(a)) == 9
+    # The 16 read measures and the 2 check rates, each with its reason; no model row without a run.
+    table = ad.overview(a)
+    assert len(table) == 18 and table["ours"].isna().all() and (table["note"] != "").all()
 
 
 def test_data_version_changes_with_every_event(db):
@@ -310,6 +313,30 @@ def test_import_predictions_is_idempotent_and_feeds_the_audit(db, tmp_path):
     assert runs.loc[0, "n_matched"] == 3 and runs.loc[0, "splits"] == "test, val"
 
 
+def test_predictions_with_subject_hash_and_source_cluster_the_run_by_subject(db, tmp_path):
+    # The trainer writes the export's hashed subject and the source; a run from another project
+    # (its images unknown here) is still resampled by subject.
+    rows = [{**prediction(100 + i, "L1", "L1" if i % 7 else "N"), "subject_hash": f"{i // 7:016x}", "source": "mobile"}
+            for i in range(28)]
+    ad.import_predictions(db, write_run(tmp_path / "hashed", rows, columns=list(ad.PREDICTION_COLUMNS)
+                                        + list(ad.OPTIONAL_PREDICTION_COLUMNS)), actor=SHELL)
+    stored = db.execute("SELECT count(DISTINCT subject_hash), min(source) FROM model_predictions").fetchone()
+    assert stored == (4, "mobile")
+    loaded = ad.load_predictions(db)
+    assert loaded["subject"].nunique() == 4 and loaded["subject"].str.startswith("export:").all()
+    (model,) = ad.load_audit(db, n_boot=50).models
+    assert (model.n, model.n_subjects, model.unit) == (28, 4, "subject")
+
+
+def test_old_prediction_files_import_and_images_of_this_project_cluster_by_its_subjects(db, tmp_path):
+    build_project(db)
+    ad.import_predictions(db, write_run(tmp_path / "old", RUN_ROWS), actor=SHELL)  # no subject_hash, no source column
+    assert db.execute("SELECT count(*) FROM model_predictions WHERE subject_hash IS NULL").fetchone()[0] == 4
+    (model,) = ad.load_audit(db, n_boot=50).models
+    # img1 and img2 belong to subject S1; the unknown image 99 has no subject: its own cluster.
+    assert model.n_subjects == 2 and "1 of 3 without a subject" in model.unit
+
+
 def test_a_changed_run_under_a_stored_name_is_refused(db, tmp_path):
     run = write_run(tmp_path / "r", RUN_ROWS)
     ad.import_predictions(db, run, actor=SHELL)
@@ -331,6 +358,10 @@ def test_a_changed_run_under_a_stored_name_is_refused(db, tmp_path):
     (lambda p: write_run(p, [{**RUN_ROWS[0], "prob_N": "1.5"}]), "prob_N '1.5' is not a probability"),
     (lambda p: write_run(p, [{**RUN_ROWS[0], "fold": "x"}]), "fold 'x'"),
     (lambda p: write_run(p, [{**RUN_ROWS[0], "movement": "MV9"}]), "movement 'MV9'"),
+    (lambda p: write_run(p, [{**RUN_ROWS[0], "subject_hash": "S1-name"}], columns=[*ad.PREDICTION_COLUMNS, "subject_hash"]),
+     "subject_hash 'S1-name' is not a hashed subject"),
+    (lambda p: write_run(p, [{**RUN_ROWS[0], "source": "=cmd()"}], columns=[*ad.PREDICTION_COLUMNS, "source"]),
+     "source '=cmd()' is not a source name"),
     (lambda p: (write_run(p, RUN_ROWS), (p / "config.json").write_text("{not json")), "config.json is not valid JSON"),
     (lambda p: (p.mkdir(), (p / "predictions.csv").write_bytes(b"\xff\xfe\x00bad")), "not a readable CSV"),
 ])
@@ -356,16 +387,22 @@ def test_cli_import_then_agreement_text_json_and_report(db, tmp_path, capsys):
 
     assert main(["agreement", "--n-boot", "50"]) == 0
     text = capsys.readouterr().out
-    for expected in ("percent agreement", "Cohen's kappa", "Fleiss' kappa", "Krippendorff's alpha", "side agreement",
-                     "degree agreement", "check-1 agreement rate", "check-2 agreement rate", "0.54", "0.97", "0.93",
-                     "model accuracy (best run: resnet)", "Sunnybrook"):
+    for expected in ("exact agreement", "Cohen's kappa", "Fleiss' kappa", "Krippendorff's alpha (nominal)",
+                     "Krippendorff's alpha (ordinal)", "Gwet's AC1", "Gwet's AC2", "weighted kappa, linear (ordinal scale)",
+                     "laterality-weighted kappa", "left/right swap rate", "side agreement", "degree agreement",
+                     "check-1 consensus rate", "check-2 acceptance rate", "0.54", "0.97", "0.93",
+                     "model accuracy, run resnet, resnet50", "Sunnybrook", "resampling unit subject",
+                     "methods paragraph:", "Clopper-Pearson", "cluster bootstrap"):
         assert expected in text, expected
-    assert "0.500" in text.split("check-1 agreement rate")[1].splitlines()[0]
+    assert "best" not in text
+    assert "0.500" in text.split("check-1 consensus rate")[1].splitlines()[0]
 
     assert main(["agreement", "--json", "--n-boot", "0", "--report", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
     summary = json.loads(out)
     assert summary["checks"]["check1"]["value"] == 0.5 and summary["counts"]["n_reads"] == 9
+    assert summary["settings"]["resampling_unit"] == "subject" and summary["counts"]["n_subjects"] == 2
+    assert summary["models"][0]["resampling_unit"].startswith("subject (1 of 3") and "Design." in summary["methods_paragraph"]
     assert [m["name"] for m in summary["models"]] == ["resnet"]
     html = (tmp_path / "rep" / "agreement.html").read_text()
     # Self-contained: plotly.js inline, nothing fetched from the network.
@@ -377,7 +414,8 @@ def test_cli_import_then_agreement_text_json_and_report(db, tmp_path, capsys):
 def test_cli_agreement_on_an_empty_project(db, capsys):
     assert main(["agreement", "--n-boot", "0"]) == 0
     out = capsys.readouterr().out
-    assert "0 image(s) read" in out and "no image has two graded reads" in out
+    assert "0 image(s) of 0 subject(s) read" in out and "no image has two graded reads" in out
+    assert "No image has been read yet" in out and "nan" not in out
     assert main(["agreement", "--json", "--n-boot", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["counts"]["n_reads"] == 0
 

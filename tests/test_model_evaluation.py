@@ -75,3 +75,22 @@ def test_test_split_predictions_of_folds_are_averaged():
     assert combined.loc[0, "prob_L1"] == pytest.approx(0.6)
     assert combined.loc[0, "predicted"] == "L1"
     assert len(combine_fold_predictions([one, two], "val")) == 2  # out-of-fold rows are stacked
+
+
+def test_prediction_rows_carry_the_hashed_subject_and_the_source():
+    # The agreement audit resamples a run's test images by subject: predictions.csv names each
+    # image's subject_hash and source, as the export's manifest gives them, and keeps them when
+    # the folds' test predictions are averaged.
+    from model.evaluation import predictions_table
+    from model.runs import PREDICTION_COLUMNS
+
+    manifest = pd.DataFrame({"image_sha256": ["a" * 64, "b" * 64], "subject_hash": ["00ff00ff00ff00ff"] * 2,
+                             "source": ["hospital", "mobile"], "fold": [1, 2], "movement": ["MV0", "MV1"],
+                             "label": ["N", "L2"]})
+    probabilities = np.eye(7)[[0, 2]]
+    table = predictions_table(manifest, probabilities, "test")
+    assert list(table.columns) == list(PREDICTION_COLUMNS)
+    assert table["subject_hash"].tolist() == ["00ff00ff00ff00ff"] * 2 and table["source"].tolist() == ["hospital", "mobile"]
+    combined = combine_fold_predictions([table, table], "test")
+    assert combined[["subject_hash", "source", "predicted"]].values.tolist() == [
+        ["00ff00ff00ff00ff", "hospital", "N"], ["00ff00ff00ff00ff", "mobile", "L2"]]

@@ -1,5 +1,6 @@
-"""Agreement page (auditors, coordinators, admins; issue 5): reader agreement with CIs beside the
-published figures, breakdowns, confusion matrices, plots, model vs neurologists, and the report.
+"""Agreement page (auditors, coordinators, admins; issues 5 and 15): reader agreement with
+subject-level intervals beside the published figures, a methods paragraph to paste, breakdowns,
+confusion matrices, plots, every model run on its own, and the report.
 
 Everything is computed once per data change: the audit is cached on audit_data.data_version, a
 one-query fingerprint, so reruns (switching a tab, picking a matrix) only draw. While readers keep
@@ -20,8 +21,8 @@ from db.migrations import MOVEMENTS
 from labeling.agreement import Audit, Comparison, report_csv
 from labeling.agreement_plots import (agreement_over_time_figure, asymmetry_scatter, confusion_heatmap,
                                       label_distribution_figure, reading_time_figure, report_html, with_intervals)
-from labeling.audit_data import (context_figures, data_version, list_runs, load_audit_data, overview,
-                                 prediction_splits)
+from labeling.agreement_report import context_figures, fmt, methods_paragraph, overview
+from labeling.audit_data import data_version, list_runs, load_audit_data, prediction_splits
 from ui.common import NOTICE, database, guard, report_error
 
 log = logging.getLogger("fnp")
@@ -43,6 +44,7 @@ class Computed:
     range_version: str | None
     n_finals: int
     n_synthetic_reads: int
+    methods: str
 
 
 @st.cache_data(max_entries=4, show_spinner="Computing the agreement audit (once per data change)…")
@@ -52,8 +54,10 @@ def _compute(folder: str, version: tuple, split: str | None, n_boot: int) -> Com
     loaded = data_version(db)  # what is actually loaded, should the key's state be gone by now
     data = load_audit_data(db, split)
     synthetic = data.reads["synthetic"].fillna(0).astype(int).sum() if len(data.reads) else 0
-    return Computed(data.audit(n_boot=n_boot), data.points, data.boxes, list_runs(db), loaded,
-                    dt.datetime.now().strftime("%H:%M:%S"), data.range_version, len(data.finals), int(synthetic))
+    audit = data.audit(n_boot=n_boot)
+    return Computed(audit, data.points, data.boxes, list_runs(db), loaded, dt.datetime.now().strftime("%H:%M:%S"),
+                    data.range_version, len(data.finals), int(synthetic),
+                    methods_paragraph(audit, split=split if audit.models else None))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -69,7 +73,7 @@ def _csv(folder: str, version: tuple, split: str | None, n_boot: int) -> str:
 @st.cache_data(max_entries=2, show_spinner=False)
 def _html(folder: str, version: tuple, split: str | None, n_boot: int) -> str:
     c = _compute(folder, version, split, n_boot)
-    return report_html(c.audit, points=c.points, boxes=c.boxes)
+    return report_html(c.audit, points=c.points, boxes=c.boxes, methods=c.methods)
 
 
 def _deferred(build, *key):
@@ -81,10 +85,6 @@ def _deferred(build, *key):
             log.exception("agreement report failed")
             return "The report could not be built; the server log has the details."
     return data
-
-
-def _num(v, digits: int = 3) -> str:
-    return "—" if v is None or pd.isna(v) else f"{v:.{digits}f}"
 
 
 def _table(frame: pd.DataFrame, **kw) -> None:
@@ -105,16 +105,23 @@ def _headline(c: Computed) -> None:
     cols[3].metric("Readers", r.n_readers)
     cols[4].metric("Final labels", f"{c.n_finals:,}")
     cols[5].metric("Model runs", len(a.models))
-    main = (("Percent agreement", r.percent_agreement), ("Cohen's kappa", r.cohen_kappa),
-            ("Weighted kappa (degree)", r.cohen_kappa_weighted), ("Check-1 rate", a.checks.check1),
-            ("Check-2 rate", a.checks.check2))
+    # One number per name: the check-1 rate is in the table below, where it says when it is the
+    # exact agreement again.
+    main = (("Exact agreement", r.percent_agreement), ("Cohen's kappa", r.cohen_kappa), ("Gwet's AC1", r.gwet_ac1),
+            ("L/R swap rate", r.lr_swap_rate), ("Check-2 acceptance", a.checks.check2))
     for col, (name, e) in zip(st.columns(len(main)), main):
-        ci = "" if pd.isna(e.ci_low) else f"95% CI {_num(e.ci_low)}–{_num(e.ci_high)}, "
-        col.metric(name, _num(e.value), help=f"{ci}n = {e.n}" + (f". {e.reason}" if e.reason else ""))
+        ci = "" if pd.isna(e.ci_low) else f"95% CI {fmt(e.ci_low)}–{fmt(e.ci_high)}, "
+        col.metric(name, fmt(e.value), help=f"{ci}n = {e.n}, {e.subjects} subjects"
+                   + (f". {e.reason}" if e.reason else ""))
     st.subheader("Ours beside the published figures")
     _table(overview(a))
-    st.caption("Published figures are context, not targets: House–Brackmann grades six levels of global "
+    st.caption(f"Intervals: 95%, the subject as the unit ({a.settings.get('resampling_unit')}): proportions by "
+               "Clopper–Pearson on the effective sample size, coefficients by a cluster bootstrap of "
+               f"{a.settings.get('n_boot')} resamples of subjects. Ordinal scale L3 < L2 < L1 < N < R1 < R2 < R3. "
+               "Published figures are context, not targets: House–Brackmann grades six levels of global "
                "function, not our seven side-and-degree classes. Other figures: " + context_figures() + ".")
+    with st.expander("Methods paragraph (to paste into a manuscript)"):
+        st.code(c.methods, language=None, wrap_lines=True)
 
 
 def _breakdowns(a: Audit) -> None:
@@ -125,7 +132,8 @@ def _breakdowns(a: Audit) -> None:
     st.subheader("Per movement")
     _table(a.per_movement)
     st.subheader("Per reader pair")
-    st.caption("A reader paired with themself is intra-reader agreement (first read in rows).")
+    st.caption("A reader paired with themself is intra-reader agreement (first read in rows). "
+               "lr_swap_rate: images on which one read named the left side and the other the right.")
     _table(a.comparison_table(a.reader_pairs))
     st.subheader("Per source")
     _table(a.per_source)
@@ -162,7 +170,9 @@ def _confusions(a: Audit) -> None:
 
 def _over_time(a: Audit) -> None:
     st.plotly_chart(agreement_over_time_figure(a.over_time), width="stretch")
-    st.caption("Per week in which an image got its second graded read.")
+    period = {"D": "day", "W": "week", "M": "month"}.get(str(a.settings.get("time_freq"))[:1], "period")
+    st.caption(f"Per {period} in which an image got its second graded read (days up to 8 weeks of data, weeks "
+               "up to 2 years, months beyond).")
     _table(a.over_time)
 
 
@@ -194,7 +204,9 @@ def _models(c: Computed, split: str | None) -> None:
     if not len(c.runs):
         st.info("No trainer run imported yet. After training: `python -m labeling import-predictions --run RUN`.")
         return
-    st.caption(f"Predictions of the **{split}** split against the labels the trainer was given.")
+    st.caption(f"Predictions of the **{split}** split against the labels the trainer was given. Every run is "
+               "reported on its own, in import order: picking the best run on the test split would bias its "
+               "figure upwards.")
     st.subheader("Runs side by side (paper Table 9)")
     _table(a.runs_table)
     st.subheader("Per movement (paper Table 7)")
@@ -204,8 +216,9 @@ def _models(c: Computed, split: str | None) -> None:
     if run is None:
         st.info(f"No run has predictions on the {split} split.")
     else:
-        st.metric("Accuracy", _num(run.agreement.value),
-                  help=f"95% CI {_num(run.agreement.ci_low)}–{_num(run.agreement.ci_high)}, n = {run.n}")
+        st.metric("Accuracy", fmt(run.agreement.value),
+                  help=f"95% CI {fmt(run.agreement.ci_low)}–{fmt(run.agreement.ci_high)}, n = {run.n}, "
+                       f"{run.n_subjects} subjects (resampling unit: {run.unit})")
         st.plotly_chart(confusion_heatmap(run.confusion, title=f"{run.name}: normalised by true class (Figure 4)",
                                           normalise=True), width="stretch")
         st.subheader("Precision and sensitivity per class (paper Tables 5–6)")
@@ -216,7 +229,8 @@ def _models(c: Computed, split: str | None) -> None:
 
 def _downloads(key: tuple) -> None:
     st.write("Every table as one long CSV (table, row, column, value), and one self-contained HTML file with "
-             "the tables and every figure (opens offline).")
+             "the headline, the methods paragraph, the tables and every figure (opens offline; marked SYNTHETIC "
+             "when any image is).")
     st.download_button("Download the tables (CSV)", _deferred(_csv, *key), file_name="agreement.csv",
                        mime="text/csv", on_click="ignore", icon=":material/table:")
     st.download_button("Download the report (HTML)", _deferred(_html, *key), file_name="agreement.html",
@@ -233,9 +247,10 @@ def _render() -> None:
     splits = _splits(folder, version)
     with st.expander("Options"):
         split = st.selectbox("Model predictions: split", splits, key="agreement_split") if splits else "test"
-        n_boot = st.select_slider("Bootstrap resamples for the CIs", BOOT_CHOICES, value=1000, key="agreement_n_boot")
-        st.caption("The 95% intervals resample images, not subjects: when subjects contribute several images "
-                   "they are somewhat too narrow (docs/agreement.md).")
+        n_boot = st.select_slider("Bootstrap resamples for the intervals (0: none)", BOOT_CHOICES, value=1000,
+                                  key="agreement_n_boot")
+        st.caption("A subject's photos are not independent: every interval treats the subject as the unit "
+                   "(docs/agreement.md, Confidence intervals).")
     key = (folder, version, split, n_boot)
     c = _compute(*key)
     if c.version != current:
