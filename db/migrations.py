@@ -383,6 +383,21 @@ M0013_PREDICTION_SUBJECTS = [
     "ALTER TABLE model_predictions ADD COLUMN source TEXT CHECK (source IS NULL OR length(source) BETWEEN 1 AND 40)",
 ]
 
+# A slot's place in the reading order: a fixed, well-spread number per (image, slot) (Knuth's
+# multiplicative hash), so one subject's images lie far apart; each reader walks it from a start
+# of their own (labeling/queue.py).
+_SHUFFLE = "(({t}.image_id * 2654435761) + ({t}.slot * 40503)) % 4294967296"
+
+M0014_READING_ORDER = [
+    "ALTER TABLE read_slots ADD COLUMN shuffle INTEGER",
+    f"UPDATE read_slots SET shuffle = {_SHUFFLE.format(t='read_slots')}",
+    "CREATE TRIGGER read_slots_shuffle AFTER INSERT ON read_slots WHEN NEW.shuffle IS NULL BEGIN "
+    f"UPDATE read_slots SET shuffle = {_SHUFFLE.format(t='NEW')} WHERE image_id = NEW.image_id AND slot = NEW.slot; END",
+    "CREATE INDEX read_slots_order ON read_slots(shuffle) WHERE read_id IS NULL",
+    # The reader's last read, newest first (the subject not to show again right away).
+    "CREATE INDEX reads_reader_latest ON reads(reader_id, id)",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -396,6 +411,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (10, "per-image read requirement, dwell times, adjudication undo, effective-event views", M0010_CHECK1_POLICY),
     (12, "landmark corrections by hand (append-only)", M0012_LANDMARK_CORRECTIONS),
     (13, "predictions name their hashed subject and source", M0013_PREDICTION_SUBJECTS),
+    (14, "reading order: each slot's place, for readers' interleaved queues", M0014_READING_ORDER),
 ]
 
 

@@ -3,8 +3,11 @@
 - Every image has as many read slots as its check 1 needs (`images.reads_required`, set from the
   project's `reads_per_image` when the image arrives). A reader claims one slot at a time,
   atomically (BEGIN IMMEDIATE), with a lease that expires; an expired lease frees the slot.
-- Slots are served image by image (lowest image id first), so images complete their reads
-  soon after they start and reach check 2 early.
+- Reading order: each reader walks the open slots in an order of their own, seeded per reader
+  (a start drawn from the reader's id and how many reads they have made, along a fixed, well-spread
+  place of every slot), so one face's seven movements are never read back to back and earlier
+  labels do not prime later ones; the next image never shows the subject of the last one while
+  the queue holds another subject.
 - inter mode: a reader never gets a slot of an image they have read or hold.
 - intra mode: slot 1 goes to anyone; the next slot is reserved for the reader of the last one and
   opens only after the washout.
@@ -17,6 +20,7 @@ The reads themselves are append-only events in `reads`; `read_slots` is the muta
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import sqlite3
 from dataclasses import dataclass
 
@@ -102,24 +106,49 @@ def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Cl
             conn.execute("UPDATE read_slots SET lease_expires = ? WHERE image_id = ? AND slot = ?",
                          (_ts(t + lease), held[0], held[1]))
             return Claim(held[0], held[1], held[2] or _ts(t), _ts(t + lease))
-        row = conn.execute(
-            """SELECT s.image_id, s.slot FROM read_slots s
-               WHERE s.read_id IS NULL
-                 AND (s.lease_expires IS NULL OR s.lease_expires <= :now)
-                 AND (s.reserved_for IS NULL OR s.reserved_for = :me)
-                 AND (s.available_at IS NULL OR s.available_at <= :now)
-                 AND (CASE WHEN :intra THEN (s.slot = 1 OR s.reserved_for = :me)
-                      ELSE NOT EXISTS (SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.slot <> s.slot
-                                       AND o.reader_id = :me AND (o.read_id IS NOT NULL OR o.lease_expires > :now)) END)
-                 AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = s.image_id)
-               ORDER BY s.image_id, s.slot LIMIT 1""",
-            {"now": _ts(t), "me": reader.id, "intra": int(intra)}).fetchone()
+        row = _next_slot(conn, reader, t, intra)
         if row is None:
             return None
         conn.execute("UPDATE read_slots SET reader_id = ?, lease_expires = ?, claimed_at = ? WHERE image_id = ? "
                      "AND slot = ?", (reader.id, _ts(t + lease), _ts(t), row[0], row[1]))
         audit(conn, reader.name, "read.claimed", "image", row[0], slot=row[1])
     return Claim(row[0], row[1], _ts(t), _ts(t + lease))
+
+
+_ELIGIBLE = """SELECT s.image_id, s.slot FROM read_slots s JOIN images i ON i.id = s.image_id
+    WHERE s.read_id IS NULL AND s.shuffle {side} :start
+      AND (s.lease_expires IS NULL OR s.lease_expires <= :now)
+      AND (s.reserved_for IS NULL OR s.reserved_for = :me)
+      AND (s.available_at IS NULL OR s.available_at <= :now)
+      AND (CASE WHEN :intra THEN (s.slot = 1 OR s.reserved_for = :me)
+           ELSE NOT EXISTS (SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.slot <> s.slot
+                            AND o.reader_id = :me AND (o.read_id IS NOT NULL OR o.lease_expires > :now)) END)
+      AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = s.image_id)
+      AND i.subject_id IS NOT :avoid
+    ORDER BY s.shuffle LIMIT 1"""
+
+
+def reading_start(reader_id: int, made: int) -> int:
+    """Where the reader's walk of the reading order starts for their next image: a number in
+    [0, 2**32) drawn from their id and how many reads (and undos) they have made, so each reader's
+    order is their own, different from every other's, and the same when a project is replayed."""
+    digest = hashlib.blake2b(f"fnp-reading-order:{reader_id}:{made}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _next_slot(conn: sqlite3.Connection, reader: User, t: dt.datetime, intra: bool):
+    """The reader's next open slot in their reading order, avoiding the subject they read last
+    while the queue holds another subject."""
+    made = conn.execute("SELECT count(*) FROM reads WHERE reader_id = ?", (reader.id,)).fetchone()[0]
+    last = conn.execute("SELECT i.subject_id FROM reads r JOIN images i ON i.id = r.image_id WHERE r.reader_id = ? "
+                        "AND r.kind = 'read' ORDER BY r.id DESC LIMIT 1", (reader.id,)).fetchone()
+    params = {"now": _ts(t), "me": reader.id, "intra": int(intra), "start": reading_start(reader.id, made)}
+    for avoid in ((last[0],) if last else ()) + (None,):
+        for side in (">=", "<"):  # from the start to the end of the order, then from its beginning
+            row = conn.execute(_ELIGIBLE.format(side=side), {**params, "avoid": avoid}).fetchone()
+            if row:
+                return row
+    return None
 
 
 def release(db: Database, reader: User) -> None:

@@ -110,6 +110,27 @@ def read_next(db, reader, label=None, cannot_grade=None, now=None):
     return claim.image_id, submit_read(db, reader, claim.image_id, label, cannot_grade=cannot_grade, now=t)
 
 
+def read_image(db, reader, image_id, label=None, cannot_grade=None, now=None):
+    """Have `reader` read a given image: the queue hands it over (its lowest open slot, as
+    claim_next would, a second before) and the read goes through submit_read. For tests that need
+    a particular image read: the reading order itself is random per reader."""
+    import datetime as dt
+
+    from db.access import transaction
+    from labeling.queue import submit_read
+
+    t = now or dt.datetime.now(dt.timezone.utc)
+    before = (t - dt.timedelta(seconds=1)).isoformat(timespec="milliseconds")
+    lease = (t + dt.timedelta(minutes=10)).isoformat(timespec="milliseconds")
+    with transaction(db) as conn:
+        slot = conn.execute("SELECT min(slot) FROM read_slots WHERE image_id = ? AND read_id IS NULL",
+                            (image_id,)).fetchone()[0]
+        assert slot is not None, f"image {image_id} has no open read slot"
+        conn.execute("UPDATE read_slots SET reader_id = ?, lease_expires = ?, claimed_at = ? WHERE image_id = ? "
+                     "AND slot = ?", (reader.id, lease, before, image_id, slot))
+    return submit_read(db, reader, image_id, label, cannot_grade=cannot_grade, now=t)
+
+
 def signed_in(at, user):
     """Sign `user` in for an AppTest run of the project in $FNP_DATA_DIR: a real session, its
     token where the page looks for it (AppTest cannot send the browser's cookie); return `at`."""

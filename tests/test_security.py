@@ -24,7 +24,7 @@ import pytest
 from db.access import audit, database_path, open_project, transaction
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
 from labeling.users import User, add_user
-from tests.conftest import ROOT, SHELL, read_next, signed_in
+from tests.conftest import ROOT, SHELL, read_image, signed_in
 from tests.corpus import FORMULAS, build_hostile_corpus
 from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
 
@@ -174,9 +174,9 @@ def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
     a = add_user(db, "reader-a", "a long password", ["reader"], actor=SHELL)
     b = add_user(db, "reader-b", "a long password", ["reader"], actor=SHELL)
     judge = add_user(db, "judge", "a long password", ["adjudicator"], actor=SHELL)
-    for text in HOSTILE:
+    for image_id, text in zip(ids, HOSTILE):
         for reader in (a, b):  # both readers cannot grade it, with the hostile text as the reason
-            image_id, _ = read_next(db, reader, cannot_grade=text)
+            read_image(db, reader, image_id, cannot_grade=text)
         adjudicate(db, judge, image_id, exclude_reason=text)
         correct_crop(db, SHELL, image_id, (10, 10, 200, 200), text)
         override_flag(db, image_id, "blurry", True, SHELL, text)

