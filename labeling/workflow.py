@@ -94,7 +94,7 @@ def image_states(db: Database, image_ids: list[int] | None = None) -> pd.DataFra
     final[state == "accepted"] = consensus[state == "accepted"]
     final[state == "final"] = df.adjudicated_label[state == "final"]
     out = df[["image_id", "movement", "source", "synthetic", "subject_id", "n_reads", "reads_required", "check2",
-              "range_class"]].copy()
+              "range_class", "last_read"]].copy()
     out["consensus"] = consensus
     out["state"] = state
     out["reason"] = reason
@@ -238,11 +238,71 @@ class Case:
     auto_points: list | None = None  # dlib's own points when `points` were corrected by hand
 
 
-def adjudication_queue(db: Database, adjudicator: User) -> pd.DataFrame:
-    """Return the images awaiting adjudication (oldest first) with why."""
+QUEUE_ORDERS = {
+    "waiting": "waiting longest first",
+    "disagreement": "check-1 disagreements first",
+    "mismatch": "check-2 mismatches first",
+    "subject": "by subject and movement",
+}
+
+
+def adjudication_queue(db: Database, adjudicator: User, order: str = "waiting") -> pd.DataFrame:
+    """Return the images awaiting adjudication with why: image_id, movement, reason, subject (its
+    pseudonymous code), waiting_since (the last read); in `order` (one of QUEUE_ORDERS)."""
     require(adjudicator, "adjudicate")
     st = image_states(db)
-    return st[st.state == "awaiting_adjudication"][["image_id", "movement", "reason"]].reset_index(drop=True)
+    q = st[st.state == "awaiting_adjudication"][["image_id", "movement", "reason", "subject_id", "last_read"]]
+    codes = dict(db.execute("SELECT id, code FROM subjects").fetchall()) if len(q) else {}
+    q = q.assign(subject=q.subject_id.map(codes), waiting_since=q.last_read)
+    first = {"disagreement": ("check 1", "a reader"), "mismatch": ("check 2",)}.get(order)
+    if first:
+        q = q.assign(_first=~q.reason.str.startswith(first)).sort_values(["_first", "waiting_since", "image_id"])
+    elif order == "subject":
+        q = q.sort_values(["subject", "movement", "image_id"])
+    else:
+        q = q.sort_values(["waiting_since", "image_id"])
+    return q[["image_id", "movement", "reason", "subject", "waiting_since"]].reset_index(drop=True)
+
+
+def subject_images(db: Database, adjudicator: User, image_id: int) -> pd.DataFrame:
+    """Return the images of the same subject as `image_id` (its seven movements, as imported):
+    image_id, movement, state, label (the final label, else the check-1 consensus), stored_path,
+    mirrored; for the adjudicator, who looks at a face's other movements first."""
+    require(adjudicator, "adjudicate")
+    ids = [r[0] for r in db.execute("SELECT id FROM images WHERE subject_id = (SELECT subject_id FROM images "
+                                    "WHERE id = ?) ORDER BY movement, id", [image_id])]
+    if not ids:
+        return pd.DataFrame(columns=["image_id", "movement", "state", "label", "stored_path", "mirrored"])
+    st = image_states(db, ids)
+    paths = {r[0]: (r[1], bool(r[2])) for r in db.execute(
+        f"SELECT id, stored_path, mirrored FROM images WHERE id IN ({','.join('?' * len(ids))})", ids)}
+    st = st.sort_values(["movement", "image_id"])
+    return pd.DataFrame({"image_id": st.image_id, "movement": st.movement, "state": st.state,
+                         "label": st.final_label.where(st.final_label.notna(), st.consensus),
+                         "stored_path": st.image_id.map(lambda i: paths[i][0]),
+                         "mirrored": st.image_id.map(lambda i: paths[i][1])}).reset_index(drop=True)
+
+
+def range_explanation(table: RangeTable | None, movement: str, rgas: float | None, anas: float | None,
+                      status: str | None) -> tuple[str | None, str]:
+    """Return (range class, one sentence saying why) for an image's point against the newest range
+    table: the class whose box holds it, the nearest when it lies in none, or why there is none."""
+    if status is None:
+        return None, "No range class: the face has not been measured yet (Status: measure new images)."
+    if status != "ok" or rgas is None or anas is None:
+        return None, f"No range class: the face could not be measured ({str(status).replace('_', ' ')})."
+    if table is None:
+        return None, "No range class: no range table has been learned yet (Status: re-learn the range table)."
+    res = table.classify(movement, float(rgas), float(anas))
+    if res.range_class is None:
+        return None, f"No range class: {res.message or 'no class of ' + movement + ' has a range box yet'}."
+    if res.out_of_range:
+        return res.range_class, (f"{res.range_class}: the point lies outside every box of {movement}; "
+                                 f"{res.range_class}'s is the nearest, {res.distance:.1f} box widths away.")
+    if len(res.candidates) > 1:
+        return res.range_class, (f"{res.range_class}: the point lies in the boxes of {', '.join(res.candidates)}; "
+                                 f"{res.range_class}'s centre is the nearest.")
+    return res.range_class, f"{res.range_class}: the point lies inside the {res.range_class} box of {movement}."
 
 
 def adjudication_case(db: Database, adjudicator: User, image_id: int) -> Case:

@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import uuid
 
+import pandas as pd
 import pytest
 
 from asymmetry.indices import INDEX_VERSION
@@ -299,3 +300,38 @@ def test_read_summary_kept_by_the_database_equals_a_full_recount(db, team):
                       "GROUP BY image_id ORDER BY image_id").fetchall()
     assert [k for k in kept if k[1] > 0] == full
     assert db.execute("SELECT count(*) FROM reads WHERE kind = 'undo'").fetchone()[0] > 0
+
+
+def test_the_adjudication_queue_orders_and_the_evidence_in_words(db, team):
+    from asymmetry.ranges import learn_ranges
+    from labeling.workflow import range_explanation, subject_images
+
+    one, two, three = make_images(db, 3)
+    read_image(db, team["a"], one, "L1", now=T0 + dt.timedelta(minutes=5))
+    read_image(db, team["b"], one, "R1", now=T0 + dt.timedelta(minutes=5))
+    read_image(db, team["a"], two, "N", now=T0)
+    read_image(db, team["b"], two, "N", now=T0)
+    measure(db, two, None, None, status="no_face")
+    settings.change(db, "range_min_count", 1, SHELL)
+    learn_and_store_ranges(db, team["coord"])
+    run_check2(db, SHELL)  # two: agreed, but the face cannot be measured: to the adjudicator
+    waiting = adjudication_queue(db, team["judge"])
+    assert list(waiting.image_id) == [two, one]  # waiting longest first
+    assert list(adjudication_queue(db, team["judge"], "disagreement").image_id) == [one, two]
+    assert list(adjudication_queue(db, team["judge"], "mismatch").image_id) == [two, one]
+    assert set(waiting.subject) == {"S1"}
+    face = subject_images(db, team["judge"], one)
+    assert list(face.image_id) == [one, two, three] and list(face.state) == [
+        "awaiting_adjudication", "awaiting_adjudication", "awaiting_read_1"]
+    with pytest.raises(PermissionDenied):
+        subject_images(db, team["a"], one)
+    table = learn_ranges(pd.DataFrame({"movement": ["MV4"] * 4, "label": ["N", "N", "L3", "L3"],
+                                       "rgas_signed": [0.0, 0.02, 0.3, 0.32], "anas_signed": [0.1, 0.2, 8.0, 9.0]}),
+                         min_count=2)
+    assert range_explanation(table, "MV4", 0.01, 0.15, "ok") == ("N", "N: the point lies inside the N box of MV4.")
+    cls, why = range_explanation(table, "MV4", 0.9, 20.0, "ok")
+    assert cls == "L3" and "outside every box of MV4; L3's is the nearest" in why
+    assert range_explanation(table, "MV4", None, None, "no_face")[1] == \
+        "No range class: the face could not be measured (no face)."
+    assert "no range table has been learned yet" in range_explanation(None, "MV4", 0.0, 0.0, "ok")[1]
+    assert "not been measured yet" in range_explanation(table, "MV4", None, None, None)[1]

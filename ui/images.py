@@ -31,3 +31,10 @@ def stored_data_url(stored_path: str, max_side: int = 1100) -> str | None:
 
     rgb = stored_rgb(stored_path)
     return None if rgb is None else jpeg_data_url(rgb, max_side)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def stored_thumb(stored_path: str, side: int = 160) -> np.ndarray | None:
+    """Return a small RGB copy of the stored original (decoded small: JPEG draft mode); None if unreadable."""
+    d = decode_image(data_dir() / stored_path, max_side=side)
+    return d.rgb if d.ok else None

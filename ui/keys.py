@@ -41,7 +41,8 @@ _CSS = """
 .fnp-surface.sent .fnp-choices button:not(.chosen) { opacity: .45; }
 .fnp-choices kbd { display: inline-block; min-width: 1.3em; text-align: center; font-family: monospace; font-weight: 700;
     border: 1px solid #999; border-bottom-width: 2px; border-radius: .25rem; padding: 0 .2rem; margin-right: .45rem; }
-.fnp-note { min-height: 1.3rem; font-size: .85rem; color: #8a4b00; }
+.fnp-note { min-height: 2.6rem; font-size: .85rem; color: #8a4b00; }
+.fnp-note.ok { color: #17643a; } .fnp-note.error { color: #a01b1b; }
 .fnp-views { display: flex; gap: .4rem; margin-bottom: .4rem; }
 .fnp-views:empty { display: none; }
 .fnp-views button { padding: .15rem .6rem; border-radius: 1rem; border: 1px solid #bbb; background: #fff; cursor: pointer; }
@@ -62,12 +63,16 @@ export default function (component) {
   let s = root.__fnp;
   if (!s) {
     s = root.__fnp = { token: null, shownAt: null, used: false, view: 0, undoSeq: 0 };
-    s.note = (text) => { root.querySelector(".fnp-note").textContent = text || ""; };
+    s.note = (text, kind) => {
+      const el = root.querySelector(".fnp-note");
+      el.textContent = text || "";
+      el.className = "fnp-note " + (kind || "");
+    };
     s.choose = (value, via) => {
       const d = s.data;
       if (s.used) return;
       const shown = s.shownAt === null ? 0 : performance.now() - s.shownAt;
-      if (shown < d.dwell_ms) { s.note("Too quick: look at the image first. Nothing was saved."); return; }
+      if (shown < d.dwell_ms) { s.note("Too quick: look at the image first. Nothing was saved.", "info"); return; }
       s.used = true;
       root.classList.add("sent");
       root.querySelectorAll(".fnp-choices button[data-value]").forEach(
@@ -103,12 +108,26 @@ export default function (component) {
   }
   s.data = data;
   s.set = setTriggerValue;
-  root.style.setProperty("--fnp-max-height", data.max_height);
+  // The photo takes the height left below it in the window (whatever the page shows above), so the
+  // whole face and every choice fit one screen without scrolling, down to a 1366 x 657 laptop.
+  s.fit = () => {
+    const img = root.querySelector(".fnp-img");
+    const top = img.getBoundingClientRect().top + window.scrollY;
+    const room = Math.max(240, Math.floor(window.innerHeight - top - 12));
+    root.style.setProperty("--fnp-max-height", room + "px");
+  };
+  if (!s.resize) { s.resize = () => s.fit(); window.addEventListener("resize", s.resize); }
+  requestAnimationFrame(s.fit);
+  if (data.note) {
+    const el = root.querySelector(".fnp-note");
+    el.textContent = data.note;
+    el.className = "fnp-note " + (data.note_kind || "");
+  }
   if (data.token !== s.token) {
     // A new image: nothing counts until it is painted and the viewing time has passed.
     s.token = data.token; s.used = false; s.shownAt = null; s.view = 0;
     root.classList.remove("sent");
-    s.note("");
+    s.note(data.note || "", data.note_kind);
     const choices = root.querySelector(".fnp-choices");
     choices.replaceChildren();
     const esc = (t) => String(t).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[ch]);
@@ -147,7 +166,11 @@ export default function (component) {
     };
     s.show(0);
   }
-  return () => { window.removeEventListener("keydown", s.onKey, true); root.__fnp = null; };
+  return () => {
+    window.removeEventListener("keydown", s.onKey, true);
+    if (s.resize) window.removeEventListener("resize", s.resize);
+    root.__fnp = null;
+  };
 }
 """
 
@@ -177,16 +200,19 @@ def jpeg_data_url(rgb: np.ndarray | Image.Image, max_side: int = 1100, quality: 
 
 def decision_surface(*, key: str, token: str, views: list[tuple[str, str]], alt: str, choices: list[Choice],
                      dwell_ms: int, on_choice: Callable[[], None], on_undo: Callable[[], None] | None = None,
-                     undo: tuple[str, str] | None = None, max_height: str = "70vh") -> None:
+                     undo: tuple[str, str] | None = None, note: tuple[str, str] | None = None) -> None:
     """Show the photo (`views`: (name, data URL), the first shown; V switches) beside `choices`.
 
     `token` names what is being decided (a claim, a case): a choice is sent with it, and the page
     must ignore a choice whose token is not the one it is showing. The page's callbacks read
-    `choice_of(key)` / run on `undo` (key, label).
+    `choice_of(key)` / run on `undo` (key, label). `note` ((kind, text), kind 'ok', 'info' or
+    'error') is shown beside the choices, where it covers nothing. The photo fills the height left
+    in the window below it.
     """
     data = {"token": token, "views": [{"name": n, "src": src} for n, src in views], "alt": alt,
-            "choices": [c.__dict__ for c in choices], "dwell_ms": int(dwell_ms), "max_height": max_height,
-            "undo": {"key": undo[0], "label": undo[1]} if undo else None}
+            "choices": [c.__dict__ for c in choices], "dwell_ms": int(dwell_ms),
+            "undo": {"key": undo[0], "label": undo[1]} if undo else None,
+            "note": note[1] if note else "", "note_kind": note[0] if note else ""}
     _SURFACE(key=key, data=data, on_choice_change=on_choice, on_undo_change=on_undo or (lambda: None))
 
 

@@ -66,7 +66,7 @@ def _on_cannot_grade() -> None:
     reason = (st.session_state.get("cannot_reason") or "").strip()
     if not reason:
         st.session_state["cannot_open"] = True  # the box stays open for the reason the message asks for
-        _say("error", "Say why the image cannot be graded.")
+        st.session_state["cannot_msg"] = "Say why the image cannot be graded."
         return
     _record(None, st.session_state.get("reading_token") or "", None, reason)
 
@@ -102,9 +102,9 @@ def read_page() -> None:
     total = done + remaining
     st.progress(done / total if total else 1.0, text=f"{done} read · about {remaining} to go")
     msg = st.session_state.pop("read_msg", None)
-    if msg:
-        {"ok": st.success, "info": st.info, "error": st.error}[msg[0]](msg[1])
     if claim is None:
+        if msg:
+            {"ok": st.success, "info": st.info, "error": st.error}[msg[0]](msg[1])
         st.success("Nothing left for you to read right now. Thank you!")
         if st.button("Undo last (U)", key="undo_empty"):
             _on_undo()
@@ -119,12 +119,17 @@ def read_page() -> None:
     src = stored_data_url(view.stored_path)
     if src is None:
         st.error("This image cannot be displayed. Mark it as 'cannot grade' with a reason.")
-    else:
+        if msg:
+            {"ok": st.success, "info": st.info, "error": st.error}[msg[0]](msg[1])
+    else:  # the message goes beside the choices, where it covers nothing
         decision_surface(key=SURFACE, token=claim.token, views=[("Photo", src)],
                          alt=f"{view.movement} photo to grade", choices=CHOICES,
                          dwell_ms=int(settings.get(db, "key_dwell_ms")), on_choice=_on_choice, on_undo=_on_undo,
-                         undo=("u", "Undo last read"), max_height="calc(100vh - 16rem)")
+                         undo=("u", "Undo last read"), note=msg)
     with st.expander("Cannot grade this image", expanded=bool(st.session_state.get("cannot_open"))):
+        problem = st.session_state.pop("cannot_msg", None)
+        if problem:
+            st.error(problem)
         st.text_input("Reason (e.g. eyes out of frame, wrong movement, blurred)", key="cannot_reason", max_chars=500)
         st.button("Submit 'cannot grade'", on_click=_on_cannot_grade)
     st.caption("Keys: A S D = left severe / moderate / mild · N = normal · J K L = right mild / moderate / severe · "
