@@ -398,6 +398,53 @@ M0014_READING_ORDER = [
     "CREATE INDEX reads_reader_latest ON reads(reader_id, id)",
 ]
 
+M0015_READER_QC = [
+    # Gold images: final-labelled images a coordinator marks (or unmarks) for readers' quality
+    # control; append-only, the latest mark of an image wins.
+    """CREATE TABLE gold_marks (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        gold INTEGER NOT NULL CHECK (gold IN (0, 1)),
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL)""",
+    "CREATE INDEX gold_marks_image ON gold_marks(image_id)",
+    *_append_only("gold_marks"),
+    _no_replace("gold_marks", "o.rowid = NEW.rowid"),
+    # Quality-control items in a reader's queue: a mirror item (a horizontally flipped copy of an
+    # image the reader graded earlier) or a gold item. The queue of them is mutable like read_slots
+    # (leases come and go); the answers are append-only events of their own, never reads.
+    """CREATE TABLE qc_items (
+        id INTEGER PRIMARY KEY,
+        reader_id INTEGER NOT NULL REFERENCES users(id),
+        kind TEXT NOT NULL CHECK (kind IN ('mirror', 'gold')),
+        image_id INTEGER NOT NULL REFERENCES images(id),
+        created_at TEXT NOT NULL,
+        claimed_at TEXT,
+        lease_expires TEXT,
+        UNIQUE (reader_id, kind, image_id))""",
+    "CREATE INDEX qc_items_held ON qc_items(reader_id, lease_expires)",
+    """CREATE TABLE qc_answers (
+        id INTEGER PRIMARY KEY,
+        qc_item_id INTEGER NOT NULL REFERENCES qc_items(id),
+        reader_id INTEGER NOT NULL REFERENCES users(id),
+        label TEXT CHECK (label IS NULL OR label IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
+        cannot_grade TEXT,
+        kind TEXT NOT NULL DEFAULT 'answer' CHECK (kind IN ('answer', 'undo')),
+        supersedes INTEGER REFERENCES qc_answers(id),
+        started_at TEXT,
+        submitted_at TEXT NOT NULL,
+        duration_ms INTEGER,
+        shown_ms INTEGER,
+        simulated INTEGER NOT NULL DEFAULT 0,
+        CHECK ((kind = 'undo') OR (label IS NOT NULL) <> (cannot_grade IS NOT NULL)))""",
+    "CREATE INDEX qc_answers_item ON qc_answers(qc_item_id)",
+    "CREATE INDEX qc_answers_reader ON qc_answers(reader_id, id)",
+    *_append_only("qc_answers"),
+    _no_replace("qc_answers", "o.rowid = NEW.rowid"),
+    "CREATE VIEW effective_qc_answers AS SELECT q.* FROM qc_answers q WHERE q.kind = 'answer' "
+    "AND NOT EXISTS (SELECT 1 FROM qc_answers u WHERE u.supersedes = q.id)",
+]
+
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "core tables and append-only triggers", M0001_CORE),
     (2, "asymmetry measurements and quality overrides", M0002_MEASUREMENTS),
@@ -412,6 +459,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (12, "landmark corrections by hand (append-only)", M0012_LANDMARK_CORRECTIONS),
     (13, "predictions name their hashed subject and source", M0013_PREDICTION_SUBJECTS),
     (14, "reading order: each slot's place, for readers' interleaved queues", M0014_READING_ORDER),
+    (15, "reader quality control: gold marks, QC items and their answers", M0015_READER_QC),
 ]
 
 

@@ -273,8 +273,13 @@ def cmd_agreement(args) -> int:
         except OSError as exc:
             print(f"error: cannot write the report to {folder}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNUSABLE
+    from labeling.reader_qc import describe, load_qc, reader_qc
+
+    qc = reader_qc(load_qc(db))
     if args.json:
-        print(json.dumps({**result.to_dict(), "methods_paragraph": methods}, indent=2))
+        qc_rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                   for row in qc.to_dict(orient="records")]
+        print(json.dumps({**result.to_dict(), "methods_paragraph": methods, "reader_qc": qc_rows}, indent=2))
     else:
         r = result.reads
         if result.synthetic:
@@ -288,6 +293,11 @@ def cmd_agreement(args) -> int:
         print()
         print("methods paragraph:")
         print(methods)
+        if len(qc):
+            print()
+            print("reader quality control (mirror and gold items; subject-level 95% intervals):")
+            for _, row in qc.iterrows():
+                print(f"  {row.reader}: {describe(row)}")
     if args.report:
         print(f"report written: {os.path.join(folder, 'agreement.csv')}, {os.path.join(folder, 'agreement.html')}",
               file=sys.stderr if args.json else sys.stdout)

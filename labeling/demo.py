@@ -20,7 +20,8 @@ from labeling.importer import ImportReport, import_rows, sha256_bytes
 from labeling.manifest import ManifestRow
 from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
 from labeling import settings
-from labeling.queue import claim_next, ensure_slots, release, submit_read
+from labeling.queue import claim_next, ensure_slots, release, submit_choice
+from labeling.reader_qc import mirror_label
 from labeling.actors import Actor
 from labeling.permissions import authorize, require
 from labeling.users import add_user, get_user
@@ -126,9 +127,12 @@ def simulate_reads(db: Database, accuracy: float, seed: int = 0, *, actor: Actor
             if claim.image_id not in truth:  # a real photo: simulated readers never touch those
                 release(db, reader)
                 break
-            submit_read(db, reader, claim.image_id, _simulated_label(truth[claim.image_id], accuracy, rng),
-                        started_at=claim.claimed_at, now=t, simulated=True, shown_ms=ms)
-            written += 1
+            # A quality-control item is answered like any image (the queue mixes them in): a mirror
+            # item's truth is the flipped face's, the same degree on the other side.
+            seen = mirror_label(truth[claim.image_id]) if claim.flipped else truth[claim.image_id]
+            submit_choice(db, reader, claim.token, _simulated_label(seen, accuracy, rng), started_at=claim.claimed_at,
+                          now=t, simulated=True, shown_ms=ms)
+            written += claim.qc_id is None
     with transaction(db) as conn:
         audit(conn, authorize(conn, actor, "demo.load"), "demo.reads_simulated", "reads", None, count=written,
               accuracy=accuracy)

@@ -32,6 +32,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "ranges.learn": frozenset({"coordinator"}),
     "check2.run": frozenset({"coordinator", "admin"}),
     "predictions.import": frozenset({"coordinator", "admin"}),
+    "qc.manage": frozenset({"coordinator"}),
     "landmarks.correct": frozenset({"coordinator", "adjudicator"}),
     "audit.view": frozenset({"auditor", "admin"}),
     "agreement.view": frozenset({"auditor", "coordinator", "admin"}),
@@ -43,7 +44,7 @@ ACTIONS: dict[str, frozenset[str]] = {
 
 # What the shell may do through the command line. Never read.submit or adjudicate, nor move
 # landmarks (landmarks.correct): those are a named person's judgements.
-SYSTEM_ACTIONS = frozenset({"import", "demo.load", "export", "measure", "quality.override", "ranges.learn",
+SYSTEM_ACTIONS = frozenset({"import", "demo.load", "export", "measure", "quality.override", "ranges.learn", "qc.manage",
                             "check2.run", "predictions.import", "users.manage", "settings.manage", "status.view",
                             "status.states", "audit.view", "agreement.view", "prediagnosis.view"})
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from db.access import Database, audit, transaction
 from db.migrations import CLASSES
-from labeling import settings
+from labeling import reader_qc, settings
 from labeling.actors import User
 from labeling.permissions import authorize, require
 
@@ -43,16 +43,22 @@ class TooQuick(QueueError):
 
 @dataclass(frozen=True)
 class Claim:
-    """A slot held by a reader: which image, which read number, when it was handed over and until
-    when it stays reserved. `token` names this hand-over: a key pressed for another one is stale."""
+    """What a reader holds: which image, which read number, when it was handed over and until when
+    it stays reserved. `token` names this hand-over: a key pressed for another one is stale. A
+    quality-control item (labeling/reader_qc.py) is a claim too, with its `qc_id` (slot 0) and, for a
+    mirror item, `flipped`: the reader's page shows it like any other image."""
 
     image_id: int
     slot: int
     claimed_at: str
     lease_expires: str
+    qc_id: int | None = None
+    flipped: bool = False
 
     @property
     def token(self) -> str:
+        if self.qc_id is not None:
+            return f"q{self.qc_id}.{self.claimed_at}"
         return f"{self.image_id}.{self.slot}.{self.claimed_at}"
 
 
@@ -86,10 +92,25 @@ _HELD = ("SELECT image_id, slot, claimed_at, lease_expires FROM read_slots WHERE
          "AND lease_expires > ? ORDER BY lease_expires DESC LIMIT 1")
 
 
+def _qc_claim(row) -> Claim:
+    qc_id, image_id, kind, claimed_at, lease_expires = row
+    return Claim(image_id, 0, claimed_at, lease_expires, qc_id=qc_id, flipped=kind == "mirror")
+
+
+def _made(conn, reader: User) -> int:
+    """How many reads, undos and QC answers the reader has made: what seeds their next draws."""
+    return conn.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = ?1) + "
+                        "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1)", (reader.id,)).fetchone()[0]
+
+
 def current_claim(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
     """Return the reader's live claim, if any (a reader holds at most one image)."""
-    row = db.execute(_HELD, [reader.id, _ts(_now(now))]).fetchone()
-    return Claim(*row) if row else None
+    t = _ts(_now(now))
+    row = db.execute(_HELD, [reader.id, t]).fetchone()
+    if row:
+        return Claim(*row)
+    qc = reader_qc.held_item(db.conn, reader, _now(now))
+    return _qc_claim(qc) if qc else None
 
 
 def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
@@ -99,6 +120,7 @@ def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Cl
     t = _now(now)
     lease = dt.timedelta(seconds=int(settings.get(db, "lease_seconds")))
     intra = settings.get(db, "read_mode") == "intra"
+    share = float(settings.get(db, "qc_share"))
     with transaction(db) as conn:
         authorize(conn, reader, "read.submit")
         held = conn.execute(_HELD, (reader.id, _ts(t))).fetchone()
@@ -106,7 +128,17 @@ def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Cl
             conn.execute("UPDATE read_slots SET lease_expires = ? WHERE image_id = ? AND slot = ?",
                          (_ts(t + lease), held[0], held[1]))
             return Claim(held[0], held[1], held[2] or _ts(t), _ts(t + lease))
-        row = _next_slot(conn, reader, t, intra)
+        qc = reader_qc.held_item(conn, reader, t)
+        if qc:
+            conn.execute("UPDATE qc_items SET lease_expires = ? WHERE id = ?", (_ts(t + lease), qc[0]))
+            return _qc_claim((*qc[:4], _ts(t + lease)))
+        made = _made(conn, reader)
+        last = _last_subject(conn, reader)
+        qc = reader_qc.claim_item(conn, reader, t, made, share, lease, avoid_subject=last)
+        if qc:
+            audit(conn, reader.name, "qc.claimed", "qc_item", qc[0], kind=qc[2])
+            return _qc_claim(qc)
+        row = _next_slot(conn, reader, t, intra, made, last)
         if row is None:
             return None
         conn.execute("UPDATE read_slots SET reader_id = ?, lease_expires = ?, claimed_at = ? WHERE image_id = ? "
@@ -136,14 +168,23 @@ def reading_start(reader_id: int, made: int) -> int:
     return int.from_bytes(digest, "big")
 
 
-def _next_slot(conn: sqlite3.Connection, reader: User, t: dt.datetime, intra: bool):
-    """The reader's next open slot in their reading order, avoiding the subject they read last
+def _last_subject(conn: sqlite3.Connection, reader: User) -> int | None:
+    """The subject of the last image the reader answered (a read or a quality-control item)."""
+    row = conn.execute(
+        "SELECT subject_id FROM (SELECT i.subject_id, r.submitted_at FROM (SELECT image_id, submitted_at FROM reads "
+        "WHERE reader_id = ?1 AND kind = 'read' ORDER BY id DESC LIMIT 1) r JOIN images i ON i.id = r.image_id "
+        "UNION ALL SELECT i.subject_id, a.submitted_at FROM (SELECT qc_item_id, submitted_at FROM qc_answers "
+        "WHERE reader_id = ?1 AND kind = 'answer' ORDER BY id DESC LIMIT 1) a JOIN qc_items q ON q.id = a.qc_item_id "
+        "JOIN images i ON i.id = q.image_id) ORDER BY submitted_at DESC LIMIT 1", (reader.id,)).fetchone()
+    return row[0] if row else None
+
+
+def _next_slot(conn: sqlite3.Connection, reader: User, t: dt.datetime, intra: bool, made: int,
+               last: int | None):
+    """The reader's next open slot in their reading order, avoiding the subject they answered last
     while the queue holds another subject."""
-    made = conn.execute("SELECT count(*) FROM reads WHERE reader_id = ?", (reader.id,)).fetchone()[0]
-    last = conn.execute("SELECT i.subject_id FROM reads r JOIN images i ON i.id = r.image_id WHERE r.reader_id = ? "
-                        "AND r.kind = 'read' ORDER BY r.id DESC LIMIT 1", (reader.id,)).fetchone()
     params = {"now": _ts(t), "me": reader.id, "intra": int(intra), "start": reading_start(reader.id, made)}
-    for avoid in ((last[0],) if last else ()) + (None,):
+    for avoid in ((last,) if last is not None else ()) + (None,):
         for side in (">=", "<"):  # from the start to the end of the order, then from its beginning
             row = conn.execute(_ELIGIBLE.format(side=side), {**params, "avoid": avoid}).fetchone()
             if row:
@@ -157,6 +198,35 @@ def release(db: Database, reader: User) -> None:
         conn.execute("UPDATE read_slots SET lease_expires = NULL, claimed_at = NULL, reader_id = CASE WHEN "
                      "reserved_for IS NULL THEN NULL ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL",
                      (reader.id,))
+        conn.execute("UPDATE qc_items SET lease_expires = NULL WHERE reader_id = ? AND lease_expires IS NOT NULL",
+                     (reader.id,))
+
+
+def submit_choice(db: Database, reader: User, token: str, label: str | None = None,
+                  cannot_grade: str | None = None, started_at: str | None = None, now: dt.datetime | None = None,
+                  shown_ms: int | None = None, simulated: bool = False) -> int:
+    """Record the reader's choice for what the page showed under `token` (a read slot's claim or a
+    quality-control item's); return the new event's id. The page never needs to know which."""
+    if token.startswith("q"):
+        require(reader, "read.submit")
+        if (label is None) == (cannot_grade is None or not str(cannot_grade).strip()):
+            raise QueueError("give either a label or a reason why the image cannot be graded")
+        if label is not None and label not in CLASSES:
+            raise QueueError(f"unknown label {label!r}: use one of {', '.join(CLASSES)}")
+        try:
+            qc_id = int(token[1:].split(".", 1)[0])
+        except ValueError:
+            raise QueueError("that choice names no image; nothing was saved") from None
+        reason = None if cannot_grade is None else str(cannot_grade).strip()[:MAX_REASON]
+        dwell = dt.timedelta(milliseconds=int(settings.get(db, "key_dwell_ms")))
+        return reader_qc.submit_answer(db, reader, qc_id, label, reason, _now(now), dwell, started_at=started_at,
+                                       shown_ms=shown_ms, token=token, simulated=simulated)
+    try:
+        image_id = int(token.split(".", 1)[0])
+    except ValueError:
+        raise QueueError("that choice names no image; nothing was saved") from None
+    return submit_read(db, reader, image_id, label, cannot_grade=cannot_grade, started_at=started_at, now=now,
+                       shown_ms=shown_ms, token=token, simulated=simulated)
 
 
 def submit_read(db: Database, reader: User, image_id: int, label: str | None = None,
@@ -228,6 +298,19 @@ def undo_last_read(db: Database, reader: User, now: dt.datetime | None = None) -
         who = authorize(conn, reader, "read.submit")
         last = conn.execute("SELECT id, image_id, submitted_at FROM effective_reads WHERE reader_id = ? "
                             "ORDER BY id DESC LIMIT 1", (reader.id,)).fetchone()
+        qc = conn.execute("SELECT a.id, q.id, q.image_id, a.submitted_at FROM effective_qc_answers a JOIN qc_items q "
+                          "ON q.id = a.qc_item_id WHERE a.reader_id = ? ORDER BY a.id DESC LIMIT 1",
+                          (reader.id,)).fetchone()
+        if qc is not None and (last is None or qc[3] > last[2]):  # their last answer was a QC item's
+            if t - dt.datetime.fromisoformat(qc[3]) > window:
+                raise QueueError(f"reads can be undone for {int(window.total_seconds())} seconds only")
+            conn.execute("UPDATE read_slots SET lease_expires = NULL, claimed_at = NULL, reader_id = CASE WHEN "
+                         "reserved_for IS NULL THEN NULL ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL",
+                         (reader.id,))
+            conn.execute("UPDATE qc_items SET lease_expires = NULL WHERE reader_id = ? AND lease_expires IS NOT NULL",
+                         (reader.id,))
+            reader_qc.undo_answer(conn, reader, qc[0], qc[1], t, lease, who)
+            return qc[2]
         if last is None:
             raise QueueError("there is no read of yours to undo")
         read_id, image_id, submitted = last
@@ -240,6 +323,8 @@ def undo_last_read(db: Database, reader: User, now: dt.datetime | None = None) -
         # The image they had been handed meanwhile goes back to the queue: they hold this one again.
         conn.execute("UPDATE read_slots SET lease_expires = NULL, claimed_at = NULL, reader_id = CASE WHEN "
                      "reserved_for IS NULL THEN NULL ELSE reader_id END WHERE reader_id = ? AND read_id IS NULL",
+                     (reader.id,))
+        conn.execute("UPDATE qc_items SET lease_expires = NULL WHERE reader_id = ? AND lease_expires IS NOT NULL",
                      (reader.id,))
         slot = conn.execute("SELECT slot FROM read_slots WHERE read_id = ?", (read_id,)).fetchone()
         if slot:
@@ -257,7 +342,10 @@ def reader_progress(db: Database, reader: User, remaining: bool = True) -> dict[
     # Every undo supersedes one of the same reader's reads: their reads minus their undos, counted
     # from the (reader_id, kind) index alone.
     done = db.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'read') - "
-                      "(SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'undo')", [reader.id]).fetchone()[0]
+                      "(SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'undo') + "
+                      "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1 AND kind = 'answer') - "
+                      "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1 AND kind = 'undo')",
+                      [reader.id]).fetchone()[0]
     if not remaining:
         return {"done": done}
     intra = settings.get(db, "read_mode") == "intra"

@@ -47,6 +47,10 @@ DECLARED = (
     Setting("key_dwell_ms", 400, "Minimum viewing time",
             "A label key or click counts only once the image has been on screen this long; quicker presses (a "
             "double press, a held key) are ignored.", bounds=(0, 5000), unit="ms"),
+    Setting("qc_share", 0.05, "Quality-control share of each queue",
+            "The share of each reader's images that are quality-control items: mirror items (a flipped copy of an "
+            "image they graded earlier) and gold items (final-labelled images a coordinator marked). Shown like any "
+            "other image; never counted as reads.", bounds=(0.0, 0.5)),
     Setting("reveal_readers", False, "Show readers' names to adjudicators",
             "Adjudicators see Reader A / Reader B unless this is on."),
     Setting("pick_best_face", False, "Measure the best face when several are found",

@@ -20,7 +20,7 @@ class ReaderRun:
     keypress-to-next-image times, and any error the page showed."""
 
     name: str
-    acknowledged: list[tuple[int, str]] = field(default_factory=list)  # (image id, label)
+    acknowledged: list[str] = field(default_factory=list)  # the labels, in the order the page took them
     presses: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -79,7 +79,7 @@ async def read_until_done(browser, url: str, name: str, seed: int, look_ms: int 
             if nxt is not None:
                 painted = await page.evaluate("window.__fnpPainted.at")
                 run.latencies_ms.append(painted - t0)
-            run.acknowledged.append((int(token.split(".", 1)[0]), KEYS[key]))
+            run.acknowledged.append(KEYS[key])
             token = nxt
         body = await page.inner_text("body")
         run.errors += [t for t in ERROR_TEXTS if t in body]

@@ -118,6 +118,7 @@ def _write_calls(folder):
     from asymmetry.measure import measure_pending, override_flag
     from labeling.audit_data import import_predictions
     from labeling.auth import unlock
+    from labeling.reader_qc import mark_gold
     from labeling.users import change_own_password, reset_password, set_active, set_roles
     from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges, run_check2
 
@@ -146,6 +147,7 @@ def _write_calls(folder):
         ("quality.override", "override_flag", lambda db, u: override_flag(db, 1, "blurry", True, u, "matrix")),
         ("check2.run", "run_check2", lambda db, u: run_check2(db, u)),
         ("predictions.import", "import_predictions", lambda db, u: import_predictions(db, folder / "no-run", actor=u)),
+        ("qc.manage", "mark_gold", lambda db, u: mark_gold(db, u, [1])),
         ("audit.view", "audit_events", lambda db, u: audit_events(db, u)),
     ]
 

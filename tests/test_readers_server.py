@@ -30,10 +30,13 @@ def _check_reads(dbfile, runs, n_images, reads_per_image=2):
     con = sqlite3.connect(dbfile)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        stored = con.execute("SELECT u.name, r.image_id, r.label FROM reads r JOIN users u ON u.id = r.reader_id "
-                             "WHERE r.kind = 'read' ORDER BY r.id").fetchall()
-        acknowledged = sorted((run.name, image_id, label) for run in runs for image_id, label in run.acknowledged)
-        assert sorted(stored) == acknowledged
+        for run in runs:  # what the page took, in order, is what is stored: reads and QC answers alike
+            stored = con.execute(
+                "SELECT label FROM (SELECT r.label, r.submitted_at FROM reads r JOIN users u ON u.id = r.reader_id "
+                "WHERE u.name = ?1 AND r.kind = 'read' UNION ALL SELECT a.label, a.submitted_at FROM qc_answers a "
+                "JOIN users u ON u.id = a.reader_id WHERE u.name = ?1 AND a.kind = 'answer') ORDER BY submitted_at",
+                (run.name,)).fetchall()
+            assert [x for (x,) in stored] == run.acknowledged, run.name
         per_image = con.execute("SELECT image_id, count(*), count(DISTINCT reader_id) FROM reads WHERE kind = 'read' "
                                 "GROUP BY image_id").fetchall()
         assert len(per_image) == n_images
@@ -55,7 +58,8 @@ def test_six_readers_at_once_on_one_server(db, data_dir):
     finally:
         server.stop()
     assert [r.errors for r in runs] == [[]] * 6
-    assert sum(len(r.acknowledged) for r in runs) == 2 * 28
+    qc = sqlite3.connect(database_path(data_dir)).execute("SELECT count(*) FROM qc_answers").fetchone()[0]
+    assert sum(len(r.acknowledged) for r in runs) == 2 * 28 + qc
     assert sum(r.presses for r in runs) > 2 * 28  # double presses were made, and saved nothing extra
     _check_reads(database_path(data_dir), runs, 28)
     assert server.errors() == [], server.errors()[:5]
@@ -199,3 +203,52 @@ def test_double_and_held_keys_never_label_the_next_image_nor_decide_the_next_cas
     finally:
         server.stop()
     assert server.errors() == []
+
+
+def test_quality_control_items_look_like_any_image_are_scored_and_never_exported(db, data_dir, chromium):  # noqa: F811
+    import re
+
+    from labeling.cli import main as cli
+    from labeling.export import export_dataset
+
+    names = _project(db, data_dir, subjects=2, readers=2, seed=8)
+    settings.change(db, "qc_share", 0.5, SHELL)
+    settings.change(db, "check2_enabled", False, SHELL)
+    server = Server(data_dir)
+    try:
+        page = new_page(chromium, 1366, 768)
+        sign_in(page, server.url, names[0], path="/read")
+        token, seen = None, []
+        while not page.get_by_text("Nothing left for you to read").count():
+            try:
+                token = look_and_press(page, "n", token)
+            except Exception:  # noqa: BLE001 - the queue ended while waiting for an image
+                break
+            seen.append((token, page.inner_text("body")))
+        other = new_page(chromium, 1366, 768)
+        sign_in(other, server.url, names[1], path="/read")
+        _read_the_rest(other, "n", wait_for_new_image(other, None))
+    finally:
+        server.stop()
+    qc = db.execute("SELECT count(*) FROM qc_answers WHERE kind = 'answer'").fetchone()[0]
+    assert qc > 0  # mirror items came (after the reader's first ten images)
+    # Never seen as special: every showing is named by an opaque token, and nothing on the page speaks of QC.
+    assert all(re.fullmatch(r"[0-9a-f]{20}", t) for t, _ in seen)
+    assert not [t for _, text in seen for t in ("mirror", "gold", "quality", "QC") if t in text]
+    # Scored: the reader answered N on flipped copies of images they had called N: consistent.
+    assert cli(["agreement", "--json", "--n-boot", "0"]) == 0
+    # Never reads, never exported: 14 images, two reads each, 14 crops.
+    assert db.execute("SELECT count(*) FROM reads WHERE kind = 'read'").fetchone()[0] == 28
+    from asymmetry.measure import measure_pending
+
+    measure_pending(db, data_dir, workers=1, actor=SHELL)  # the crops follow the landmarks
+    res = export_dataset(db, data_dir, "qc-check", actor=SHELL, workers=1)
+    assert res.images == 14 and len(res.manifest) == 14
+    assert len(list((res.path).rglob("*.png"))) == 14
+    from labeling.reader_qc import load_qc, reader_qc
+
+    scored = reader_qc(load_qc(db)).set_index("reader")
+    assert scored.mirror_n[names[0]] == db.execute(
+        "SELECT count(*) FROM qc_answers a JOIN users u ON u.id = a.reader_id WHERE u.name = ? AND a.kind = 'answer'",
+        [names[0]]).fetchone()[0]
+    assert scored.mirror_p[names[0]] == 1.0

@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 
 from db.access import transaction
-from labeling.queue import claim_next, ensure_slots, submit_read
+from labeling.queue import claim_next, ensure_slots, submit_choice
 from labeling.users import add_user
 from tests.conftest import SHELL
 
@@ -31,7 +31,7 @@ def sequence(db, reader, n):
         if c is None:
             break
         out.append(db.execute("SELECT subject_id, movement FROM images WHERE id = ?", [c.image_id]).fetchone())
-        submit_read(db, reader, c.image_id, "N", now=t + dt.timedelta(seconds=2))
+        submit_choice(db, reader, c.token, "N", now=t + dt.timedelta(seconds=2))  # a read, or a QC item's answer
     return out
 
 

@@ -24,10 +24,11 @@ from labeling.agreement_plots import (agreement_over_time_figure, asymmetry_scat
 from labeling.agreement_report import context_figures, fmt, methods_paragraph, overview
 from labeling.audit_data import data_version, list_runs, load_audit_data, prediction_splits
 from ui.common import NOTICE, database, guard, report_error
+from ui.qc_section import reader_qc_tab
 
 log = logging.getLogger("fnp")
-TABS = ("Breakdowns", "Confusion matrices", "Over time", "Readers", "Asymmetry", "Model vs neurologists",
-        "Downloads")
+TABS = ("Breakdowns", "Confusion matrices", "Over time", "Readers", "Reader quality control", "Asymmetry",
+        "Model vs neurologists", "Downloads")
 BOOT_CHOICES = (0, 200, 1000, 2000)
 
 
@@ -268,6 +269,7 @@ def _render() -> None:
     tabs = st.tabs(list(TABS), key="agreement_tab", on_change="rerun")
     draw = {"Breakdowns": lambda: _breakdowns(c.audit), "Confusion matrices": lambda: _confusions(c.audit),
             "Over time": lambda: _over_time(c.audit), "Readers": lambda: _readers(c.audit),
+            "Reader quality control": reader_qc_tab,
             "Asymmetry": lambda: _asymmetry(c), "Model vs neurologists": lambda: _models(c, split),
             "Downloads": lambda: _downloads(key)}
     for name, tab in zip(TABS, tabs):

@@ -25,12 +25,15 @@ def orientation_hint(mirrored: bool) -> str:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def stored_data_url(stored_path: str, max_side: int = 1100) -> str | None:
-    """Return the stored original as a JPEG data: URL for the decision surface; None if unreadable."""
+def stored_data_url(stored_path: str, max_side: int = 1100, flipped: bool = False) -> str | None:
+    """Return the stored original (flipped left to right when asked) as a JPEG data: URL for the
+    decision surface; None if unreadable."""
     from ui.keys import jpeg_data_url
 
     rgb = stored_rgb(stored_path)
-    return None if rgb is None else jpeg_data_url(rgb, max_side)
+    if rgb is None:
+        return None
+    return jpeg_data_url(np.ascontiguousarray(rgb[:, ::-1]) if flipped else rgb, max_side)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

@@ -6,12 +6,15 @@ image it was pressed on and only after the minimum viewing time, and the server 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 
 import streamlit as st
 
 from labeling import settings
-from labeling.images import image_for_reader
-from labeling.queue import QueueError, TooQuick, claim_next, reader_progress, submit_read, undo_last_read
+from labeling.images import view_for_claim
+from labeling.queue import QueueError, TooQuick, claim_next, reader_progress, submit_choice, undo_last_read
 from ui.common import current_user, database, guard, safe_callback, show_callback_error
 from ui.images import MOVEMENT_NAMES, orientation_hint, stored_data_url
 from ui.keys import Choice, choice_of, decision_surface
@@ -23,25 +26,32 @@ HELP = {"N": "normal", "L1": "left mild", "L2": "left moderate", "L3": "left sev
         "R1": "right mild", "R2": "right moderate", "R3": "right severe"}
 CHOICES = [Choice(label, KEYS[label], f"{label} · {HELP[label]}", primary=label == "N") for label in ORDER]
 SURFACE = "read_surface"
+_SHOWING_KEY = secrets.token_bytes(32)
 
 
 def _say(kind: str, text: str) -> None:
     st.session_state["read_msg"] = (kind, text)
 
 
-def _record(label: str | None, token: str, shown_ms: int | None, reason: str | None = None) -> None:
-    """Save the read for the claim `token` names, if it is still the one this page shows."""
+def _public(token: str) -> str:
+    """What the browser gets for a claim: an opaque name (HMAC with this process's key), the same for
+    the same showing across reloads and tabs, saying nothing of the image, the slot or its kind."""
+    return hmac.new(_SHOWING_KEY, token.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def _record(label: str | None, public: str, shown_ms: int | None, reason: str | None = None) -> None:
+    """Save the read for the showing `public` names, if it is still the one this page shows."""
     user = current_user()
     if user is None:
         _say("error", "You are signed out; nothing was saved.")
         return
-    if token != st.session_state.get("reading_token"):
+    token = st.session_state.get("reading_token")
+    if not token or public != _public(token):
         _say("info", "That choice was for an image no longer on your screen; nothing was saved.")
         return
-    image_id = int(token.split(".", 1)[0])
     try:
-        submit_read(database(), user, image_id, label, cannot_grade=reason, started_at=st.session_state.get("started_at"),
-                    shown_ms=shown_ms, token=token)
+        submit_choice(database(), user, token, label, cannot_grade=reason, started_at=st.session_state.get("started_at"),
+                      shown_ms=shown_ms)
     except TooQuick as exc:
         _say("info", str(exc).capitalize() + ". Look at the image, then choose.")
         return
@@ -68,7 +78,8 @@ def _on_cannot_grade() -> None:
         st.session_state["cannot_open"] = True  # the box stays open for the reason the message asks for
         st.session_state["cannot_msg"] = "Say why the image cannot be graded."
         return
-    _record(None, st.session_state.get("reading_token") or "", None, reason)
+    token = st.session_state.get("reading_token")
+    _record(None, _public(token) if token else "", None, reason)
 
 
 @safe_callback
@@ -113,16 +124,16 @@ def read_page() -> None:
     if st.session_state.get("reading_token") != claim.token:
         st.session_state["reading_token"] = claim.token
         st.session_state["started_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-    view = image_for_reader(db, user, claim.image_id)
+    view = view_for_claim(db, user, claim)
     st.markdown(f"**{view.movement} — {MOVEMENT_NAMES[view.movement]}** · {orientation_hint(view.mirrored)}"
                 + (" · **SYNTHETIC image**" if view.synthetic else ""))
-    src = stored_data_url(view.stored_path)
+    src = stored_data_url(view.stored_path, flipped=view.flipped)
     if src is None:
         st.error("This image cannot be displayed. Mark it as 'cannot grade' with a reason.")
         if msg:
             {"ok": st.success, "info": st.info, "error": st.error}[msg[0]](msg[1])
     else:  # the message goes beside the choices, where it covers nothing
-        decision_surface(key=SURFACE, token=claim.token, views=[("Photo", src)],
+        decision_surface(key=SURFACE, token=_public(claim.token), views=[("Photo", src)],
                          alt=f"{view.movement} photo to grade", choices=CHOICES,
                          dwell_ms=int(settings.get(db, "key_dwell_ms")), on_choice=_on_choice, on_undo=_on_undo,
                          undo=("u", "Undo last read"), note=msg)
