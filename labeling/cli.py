@@ -131,7 +131,8 @@ def cmd_export(args) -> int:
     actor = _actor(db, args)
     try:
         res = export_dataset(db, data_dir(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers)
+                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers,
+                             every_class_in_train=args.every_class_in_train)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -348,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")
     exp.add_argument("--out", default=None, help="folder holding the exports (default: DATA/exports)")
     exp.add_argument("--workers", type=int, default=None, help="crop processes (default: one per core)")
+    exp.add_argument("--every-class-in-train", action="store_true",
+                     help="pin one subject of each class train would otherwise lack to train before splitting")
     exp.set_defaults(func=cmd_export)
     meas = sub.add_parser("measure", help="measure every image not yet measured (landmarks, indices, quality), then run check 2")
     meas.add_argument("--workers", type=int, default=None)
