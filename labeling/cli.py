@@ -212,27 +212,26 @@ def cmd_settings(args) -> int:
 
 def cmd_measure(args) -> int:
     from asymmetry.measure import measure_pending
+    from labeling.words import check2_sentence, measured_sentence, sentence
     from labeling.workflow import run_check2
 
     db = open_project()
     actor = _actor(db, args)
     counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
-    print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"))
-    c2 = run_check2(db, actor)
-    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check (no agreed images "
-                                                                                 "or no range table yet)"))
+    print(sentence(measured_sentence(counts)))
+    print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
 
 
 def cmd_ranges(args) -> int:
+    from labeling.words import check2_sentence, sentence
     from labeling.workflow import learn_and_store_ranges, run_check2
 
     db = open_project()
     actor = _actor(db, args)
     table = learn_and_store_ranges(db, actor)
     print(f"range table {table.version} learned")
-    c2 = run_check2(db, actor)
-    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check"))
+    print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
 
 

@@ -15,18 +15,24 @@ import pandas as pd
 UTC = dt.timezone.utc
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
-# Column and detail names that the plain rule (underscores to spaces, first letter capital) gets wrong.
+# Column and detail names that the plain rule (underscores to spaces) leaves unclear. Headers stay
+# lower case, as the agreement tables (whose names the methods and tests quote) already are.
 NAMES = {
-    "image_id": "Image", "entity_id": "Which", "at": "When", "n": "n", "n_images": "Images",
-    "sha256": "SHA-256", "image_sha256": "Image SHA-256", "manifest_sha256": "Manifest SHA-256",
-    "lr_swap_rate": "L/R swap rate", "ci_low": "95% CI low", "ci_high": "95% CI high",
-    "ac1": "Gwet's AC1", "gwet_ac1": "Gwet's AC1", "cohen_kappa": "Cohen's kappa", "kappa": "Cohen's kappa",
-    "mean_seconds": "Mean seconds per read", "cannot_grade": "Cannot grade", "last_read": "Last read",
-    "already_present": "Already present", "rgas": "RgAs", "anas": "AnAs", "rgas_signed": "RgAs", "anas_signed": "AnAs",
-    "mv": "Movement", "id": "No.", "synthetic": "Synthetic", "subject_hash": "Subject (hashed)",
-    "every_class_in_train": "Every class in train", "missing_train": "Missing from train",
-    "missing_val": "Missing from val", "missing_test": "Missing from test", "final_label": "Final label",
-    "movement_name": "Movement name", "import_id": "Import", "range_version": "Range table",
+    "id": "no.", "at": "when", "image_id": "image", "entity_id": "which", "import_id": "import", "n": "n",
+    "sha256": "SHA-256", "image_sha256": "image SHA-256", "manifest_sha256": "manifest SHA-256",
+    "subject_hash": "subject (hashed)", "final_label": "final label", "range_version": "range table",
+    "mean_seconds": "mean seconds per read", "already_present": "already present",
+    "n_images": "images", "n_reads": "reads", "n_double_read": "images read twice", "n_dropped": "pairs dropped",
+    "n_predictions": "predictions", "n_matched": "matched to images", "imported_at": "imported",
+    "reader_a": "reader A", "reader_b": "reader B", "percent_agreement": "exact agreement",
+    "lr_swap_rate": "L/R swap rate", "cohen_kappa": "Cohen's kappa", "kappa_linear": "kappa (linear weights)",
+    "kappa_quadratic": "kappa (quadratic weights)", "kappa_degree_linear": "degree kappa (linear weights)",
+    "kappa_degree_quadratic": "degree kappa (quadratic weights)", "kappa_laterality": "side kappa",
+    "kappa_one_vs_rest": "kappa, one class against the rest", "gwet_ac1": "Gwet's AC1", "gwet_ac2": "Gwet's AC2",
+    "fleiss_kappa": "Fleiss' kappa", "fleiss_kappa_quadratic": "Fleiss' kappa (quadratic weights)",
+    "krippendorff_alpha": "Krippendorff's alpha", "krippendorff_alpha_ordinal": "Krippendorff's alpha (ordinal)",
+    "rgas": "RgAs", "anas": "AnAs", "every_class_in_train": "every class in train",
+    "missing_train": "missing from train", "missing_val": "missing from val", "missing_test": "missing from test",
 }
 
 # How a measurement ended (asymmetry.measure statuses), as words after "N images".
@@ -55,12 +61,14 @@ def join_words(items: Iterable, conjunction: str = "and") -> str:
 
 
 def header(name: str) -> str:
-    """Return a column or field name in words: "mean_seconds" -> "Mean seconds per read"."""
+    """Return a column or field name in words: "mean_seconds" -> "mean seconds per read",
+    "cohen_kappa_n" -> "n (Cohen's kappa)"."""
     name = str(name)
     if name in NAMES:
         return NAMES[name]
-    words = name.replace("_", " ").strip()
-    return words[:1].upper() + words[1:] if words else name
+    if name.endswith("_n") and len(name) > 2:
+        return f"n ({header(name[:-2])})"
+    return name.replace("_", " ").strip() or name
 
 
 def with_headers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -137,6 +145,12 @@ def describe_detail(detail) -> str:
     if not isinstance(parsed, Mapping):
         return detail if isinstance(detail, str) else _value(parsed)
     return " · ".join(f"{header(k)}: {_value(v)}" for k, v in parsed.items())
+
+
+def sentence(text: str) -> str:
+    """Return `text` with a capital first letter and a full stop."""
+    text = text.strip()
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
 def measured_sentence(counts: Mapping[str, int]) -> str:

@@ -512,7 +512,7 @@ def test_export_page_warns_of_a_class_missing_from_train_and_offers_seeds_and_pi
     said = " ".join(w.value for w in at.warning)
     assert "None of seeds 1 to 20 puts every class into train" in said and "is in the images of 1 subject" in said
     headers = [list(d.value.columns) for d in at.dataframe]
-    assert ["Seed", "Missing from train", "Missing from val", "Missing from test", "Every class in train"] in headers
+    assert ["seed", "missing from train", "missing from val", "missing from test", "every class in train"] in headers
     _button(at, "Check the split of seed 0").click().run()
     assert "A class is missing from train" in " ".join(w.value for w in at.warning)
     at.checkbox(key="export_every_class").check().run()
@@ -653,15 +653,17 @@ def test_the_download_route_checks_the_session_and_the_role_on_the_server(projec
 
 @pytest.mark.slow
 def test_a_coordinator_downloads_an_export_from_the_export_page_in_chromium(project, chromium, tmp_path):
-    """Chromium on the real server: the Export page's download link saves the export as one zip."""
-    from tests.browser import Server, new_page, sign_in
+    """Chromium on the real server: the Export page's download link saves the export as one zip;
+    the page's times are in the browser's own time zone."""
+    from tests.browser import Server, sign_in
 
     db, folder = project
     coord = add_user(db, "coord3", "a long password", ["coordinator"], actor=SHELL)
     res = _export(db, folder, "browser-1")
     server = Server(folder)
     try:
-        page = new_page(chromium)
+        page = chromium.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo").new_page()
+        page.set_default_timeout(60_000)
         sign_in(page, server.url, coord.name, path="/export")
         link = page.get_by_role("link", name="Download browser-1.zip")
         with page.expect_download() as got:
@@ -674,6 +676,7 @@ def test_a_coordinator_downloads_an_export_from_the_export_page_in_chromium(proj
                  for p in res.path.rglob("*") if p.is_file()}
         assert {k: v for k, v in members.items() if v is not None} == files
         page.get_by_text("Export a dataset").wait_for()  # the page stays where it was
+        page.get_by_text("Times are in your browser's time zone (Asia/Tokyo).").wait_for()
         assert not server.errors()
     finally:
         server.stop()

@@ -24,6 +24,7 @@ import pytest
 from db.access import audit, database_path, open_project, transaction
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
 from labeling.users import User, add_user
+from labeling.words import plural
 from tests.conftest import ROOT, SHELL, read_next, signed_in
 from tests.corpus import FORMULAS, build_hostile_corpus
 from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
@@ -260,7 +261,7 @@ def _cli_report(tmp_path, manifest: Path) -> tuple[set[tuple], str]:
     assert out.returncode == 1, out.stderr[-2000:]  # 1: imported, with errors in the report
     report = json.loads(out.stdout)
     rows = {(i["severity"], i["file"], "" if i["row"] is None else str(i["row"]), i["reason"]) for i in report["issues"]}
-    return rows, f"{report['added']} image(s) added"
+    return rows, f"{plural(report['added'], 'image')} added"
 
 
 def _upload(page, manifest: Path, photos: list[Path]) -> None:
