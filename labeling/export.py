@@ -38,6 +38,7 @@ from labeling.csvsafe import to_csv_bytes
 from labeling.importer import left_by_dead_processes
 from labeling.actors import Actor
 from labeling.permissions import authorize, require
+from labeling.words import join_words, plural
 from labeling.workflow import final_labels, image_states
 
 VERSION = "0.1.0"
@@ -98,7 +99,7 @@ class ExportResult:
         out = sum(self.left_out.values())
         gaps = f"; {missing_sentence(self.missing, present_classes(self.manifest))}" if self.missing else ""
         return (f"{'SYNTHETIC ' if self.synthetic else ''}export {self.name}: {self.images} images ({split}) "
-                f"in {self.path}; {out} image(s) left out (see datacard.md){gaps}; {self.seconds:.1f} s")
+                f"in {self.path}; {plural(out, 'image')} left out (see datacard.md){gaps}; {self.seconds:.1f} s")
 
 
 # ---- names and folders -----------------------------------------------------------------------
@@ -475,7 +476,7 @@ def _datacard(name: str, manifest: pd.DataFrame, left_out: dict[str, int], how: 
                   "scikit-image's astronaut photo by the FNP TripleCheck demo, labelled by simulated readers). They "
                   "show no patient and say nothing about facial palsy; use them only to test a pipeline.", ""]
     if "train" in missing:
-        lines += [f"> **A CLASS IS MISSING FROM TRAIN.** {missing_sentence({'train': missing['train']}, present)}: a model "
+        lines += [f"> **A CLASS IS MISSING FROM TRAIN.** T{missing_sentence({'train': missing['train']}, present)[1:]}: a model "
                   "trained on this export never sees it. See *Classes missing from a split* below.", ""]
     lines += ["FNP TripleCheck research dataset: face crops graded N, L1-L3, R1-R3 by the triple-check protocol "
               "(Song et al. 2018). A research annotation tool, not a diagnostic device.", "",
@@ -525,12 +526,17 @@ def _missing_section(manifest: pd.DataFrame, missing: dict[str, list[str]]) -> l
     lines = ["## Classes missing from a split", "",
              "Subjects are never divided between splits, so a class whose images belong to few subjects cannot "
              "be in every split.", ""]
+    present = present_classes(manifest)
     for split in SPLITS:
+        if set(missing.get(split, [])) >= set(present):
+            lines.append(f"- {split} is empty")
+            continue
         for c in missing.get(split, []):
-            lines.append(f"- {split} has no {c} image ({c} is in the images of {held.get(c, 0)} "
-                         f"subject{'s' if held.get(c, 0) != 1 else ''})")
+            lines.append(f"- {split} has no {c} image ({c} is in the images of {plural(held.get(c, 0), 'subject')})")
     lines += ["", "Another seed may place the classes better (the Export page lists the seeds that put every "
-              "class into train); otherwise export once more subjects have these classes.", ""]
+              "class into train), or the export can pin one subject of each class into train first (*Put every "
+              "class into train*, `--every-class-in-train`); otherwise export once more subjects have these "
+              "classes.", ""]
     return lines
 
 
@@ -641,8 +647,6 @@ def present_classes(frame: pd.DataFrame) -> list[str]:
 def missing_sentence(missing: dict[str, list[str]], present: list[str]) -> str:
     """Return `missing` (split -> classes) in words: "train has no R1 or R2 image; test is empty"
     (`present`: the classes of the export, so that a split lacking them all is called empty)."""
-    from labeling.words import join_words
-
     return "; ".join(f"{s} is empty" if set(missing[s]) >= set(present) else
                      f"{s} has no {join_words(missing[s], 'or')} image" for s in SPLITS if missing.get(s))
 

@@ -7,8 +7,7 @@ from db.access import data_dir
 from db.migrations import CLASSES
 from labeling.export import (SPLITS, ExportError, correct_crop, crop_preview, export_dataset, export_plan,
                              list_exports, missing_from_splits, missing_sentence, present_classes, readiness,
-                             review_candidates,
-                             seeds_for_every_class, subjects_per_class)
+                             review_candidates, seeds_for_every_class, subjects_per_class)
 from labeling.export_download import export_zip, finished_export
 from labeling.permissions import PermissionDenied
 from labeling.words import join_words, plural, with_headers
@@ -98,7 +97,7 @@ def _split_check(db) -> None:
         counts = frame.groupby(["label", "split"]).size().unstack(fill_value=0)
         counts = counts.reindex(index=[k for k in CLASSES if k in counts.index],
                                 columns=[k for k in SPLITS if k in counts.columns])
-        st.dataframe(counts.rename_axis(index="Class", columns="Split"), width="stretch")
+        st.dataframe(counts.rename_axis(index="class", columns="split"), width="stretch")
         missing = missing_from_splits(frame)
         if missing:
             _missing_warning(missing, present_classes(frame), seed_checked)
@@ -148,7 +147,7 @@ def _download(name: str, where: str) -> None:
     except (ExportError, OSError) as exc:
         st.error(f"The export {name} cannot be offered for download: {exc}")
         return
-    link(f"Download {name}.zip ({size / 2**20:,.1f} MB)", export_download_url(name), key=f"download_{where}_{name}",
+    link(f"Download {name}.zip ({size / 1e6:,.1f} MB)", export_download_url(name), key=f"download_{where}_{name}",
          primary=True)
     st.caption("The zip holds the export folder as it is: the crops, manifest.csv, datacard.md and SHA256SUMS "
                "(check it after unpacking with `sha256sum -c SHA256SUMS`).")
@@ -163,7 +162,7 @@ def _last_export() -> None:
     (st.warning if res.synthetic else st.success)(res.summary())
     st.write(f"Folder on the server: `{res.path}`")
     _download(res.name, "new")
-    st.dataframe(res.counts.rename_axis(index="Class"), width="stretch")
+    st.dataframe(res.counts.rename_axis(index="class"), width="stretch")
     _missing_warning(res.missing, present_classes(res.manifest), res.seed)
     with st.expander("Data card (datacard.md)", expanded=False):
         st.markdown(res.datacard)
