@@ -24,7 +24,6 @@ import pytest
 from db.access import audit, database_path, open_project, transaction
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
 from labeling.users import User, add_user
-from labeling.words import plural
 from tests.conftest import ROOT, SHELL, read_next, signed_in
 from tests.corpus import FORMULAS, build_hostile_corpus
 from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
@@ -254,6 +253,8 @@ def coordinator_account(data_dir):
 
 def _cli_report(tmp_path, manifest: Path) -> tuple[set[tuple], str]:
     """The command line's report of the same corpus, in a data folder of its own."""
+    from labeling.words import plural
+
     data = tmp_path / "cli-data"
     out = subprocess.run([sys.executable, "-m", "labeling", "import", "--images", str(manifest.parent), "--manifest",
                           str(manifest), "--json"], cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)},
