@@ -6,6 +6,7 @@ image looks the same at every step of the workflow. Bad files give a status, nev
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,17 @@ def _to_rgb(img: Image.Image, notes: list[str]) -> Image.Image:
     return img.convert("RGB")
 
 
+def _in_words(exc: BaseException) -> str:
+    """What a decoding error means for the person holding the file (Pillow's own words name its
+    internals: stream offsets, byte counts, Python objects)."""
+    msg = str(exc)
+    if "cannot identify image file" in msg or isinstance(exc, Image.UnidentifiedImageError):
+        return "not an image file, or a format this software cannot read"
+    if "truncated" in msg.lower() or isinstance(exc, EOFError):
+        return "the file ends early (truncated), as if a copy or upload was cut short"
+    return "the image data is damaged" + (f" ({msg})" if msg and "<" not in msg and "\\x" not in msg else "")
+
+
 def probe(src: str | Path | bytes) -> Decoded:
     """Check that `src` is a complete, decodable, face-sized image; return its status and size.
 
@@ -90,7 +102,7 @@ def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixe
     `draft_only`: keep what draft mode gives without the exact resize (which costs more than the
     draft decode itself on a 12 MP photo) unless its longer side is still over twice `max_side`.
     """
-    name = "<bytes>" if isinstance(src, bytes) else Path(src).name
+    name = "the image" if isinstance(src, bytes) else Path(src).name
     notes: list[str] = []
     try:
         fp = io.BytesIO(src) if isinstance(src, bytes) else open(src, "rb")
@@ -129,11 +141,11 @@ def decode_image(src: str | Path | bytes, max_side: int | None = None, keep_pixe
                 scale = img.size[0] / full[0]
                 return Decoded("ok", "", np.asarray(img), full, scale, fmt, mode, notes)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            return Decoded("bomb", f"decompression bomb refused: {exc}")
+            claimed = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(claimed[1]) / 1e6:,.0f} MP" if claimed else "more pixels than allowed"
+            return Decoded("bomb", f"refused as a decompression bomb: the image claims {size}, over the "
+                                   f"{MAX_PIXELS // 1_000_000} MP limit")
         except (OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError) as exc:
-            msg = str(exc) or exc.__class__.__name__
-            if "cannot identify image file" in msg:
-                msg = "not an image file (or a format Pillow cannot read)"
-            return Decoded("unreadable", f"cannot decode {name}: {msg}")
+            return Decoded("unreadable", f"cannot decode {name}: {_in_words(exc)}")
         except MemoryError:
             return Decoded("bomb", f"{name} needs more memory to decode than allowed")

@@ -131,7 +131,8 @@ def cmd_export(args) -> int:
     actor = _actor(db, args)
     try:
         res = export_dataset(db, data_dir(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers)
+                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers,
+                             every_class_in_train=args.every_class_in_train)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -211,27 +212,26 @@ def cmd_settings(args) -> int:
 
 def cmd_measure(args) -> int:
     from asymmetry.measure import measure_pending
+    from labeling.words import check2_sentence, measured_sentence, sentence
     from labeling.workflow import run_check2
 
     db = open_project()
     actor = _actor(db, args)
     counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
-    print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing new"))
-    c2 = run_check2(db, actor)
-    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check (no agreed images "
-                                                                                 "or no range table yet)"))
+    print(sentence(measured_sentence(counts)))
+    print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
 
 
 def cmd_ranges(args) -> int:
+    from labeling.words import check2_sentence, sentence
     from labeling.workflow import learn_and_store_ranges, run_check2
 
     db = open_project()
     actor = _actor(db, args)
     table = learn_and_store_ranges(db, actor)
     print(f"range table {table.version} learned")
-    c2 = run_check2(db, actor)
-    print("check 2: " + (", ".join(f"{v} {k}" for k, v in sorted(c2.items())) or "nothing to check"))
+    print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
 
 
@@ -358,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")
     exp.add_argument("--out", default=None, help="folder holding the exports (default: DATA/exports)")
     exp.add_argument("--workers", type=int, default=None, help="crop processes (default: one per core)")
+    exp.add_argument("--every-class-in-train", action="store_true",
+                     help="pin one subject of each class train would otherwise lack to train before splitting")
     exp.set_defaults(func=cmd_export)
     meas = sub.add_parser("measure", help="measure every image not yet measured (landmarks, indices, quality), then run check 2")
     meas.add_argument("--workers", type=int, default=None)

@@ -6,6 +6,7 @@ SHA256SUMS. docs/export.md describes the format for someone writing their own tr
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import io
@@ -37,6 +38,7 @@ from labeling.csvsafe import to_csv_bytes
 from labeling.importer import left_by_dead_processes
 from labeling.actors import Actor
 from labeling.permissions import authorize, require
+from labeling.words import join_words, plural
 from labeling.workflow import final_labels, image_states
 
 VERSION = "0.1.0"
@@ -87,13 +89,17 @@ class ExportResult:
     seconds: float
     datacard: str
     manifest: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # split -> classes of the export it lacks
+    seed: int = 0
+    every_class_in_train: bool = False
 
     def summary(self) -> str:
-        """Return one line saying what was exported where."""
+        """Return one line saying what was exported where (and which classes a split lacks)."""
         split = ", ".join(f"{int(self.counts.loc['total', s])} {s}" for s in SPLITS)
         out = sum(self.left_out.values())
+        gaps = f"; {missing_sentence(self.missing, present_classes(self.manifest))}" if self.missing else ""
         return (f"{'SYNTHETIC ' if self.synthetic else ''}export {self.name}: {self.images} images ({split}) "
-                f"in {self.path}; {out} image(s) left out (see datacard.md); {self.seconds:.1f} s")
+                f"in {self.path}; {plural(out, 'image')} left out (see datacard.md){gaps}; {self.seconds:.1f} s")
 
 
 # ---- names and folders -----------------------------------------------------------------------
@@ -121,7 +127,8 @@ def export_path(name: str, root: Path) -> Path:
 
 
 def list_exports(store: Path, out_dir: Path | None = None) -> pd.DataFrame:
-    """Return the finished exports (name, images, synthetic, path), newest first; partial folders are skipped."""
+    """Return the finished exports (name, images, synthetic, created (UTC, ISO), path), newest first;
+    partial folders are skipped."""
     root = exports_dir(store, out_dir)
     rows = []
     if root.is_dir():
@@ -130,7 +137,8 @@ def list_exports(store: Path, out_dir: Path | None = None) -> pd.DataFrame:
                 continue
             m = pd.read_csv(p / "manifest.csv", dtype=str, keep_default_na=False)
             rows.append({"name": p.name, "images": len(m), "synthetic": bool((m["synthetic"] == "1").any()),
-                         "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(p.stat().st_mtime)),
+                         "created": dt.datetime.fromtimestamp(p.stat().st_mtime, dt.timezone.utc).isoformat(
+                             timespec="seconds"),
                          "path": str(p), "_mtime": p.stat().st_mtime})
     df = pd.DataFrame(rows, columns=["name", "images", "synthetic", "created", "path", "_mtime"])
     return df.sort_values("_mtime", ascending=False).drop(columns="_mtime").reset_index(drop=True)
@@ -344,7 +352,25 @@ def _allocate(frame: pd.DataFrame, seed: int, ratios) -> pd.Series:
     return frame.subject.map(dict(zip(per_subject.index, where.tolist())))
 
 
-def assign_splits(frame: pd.DataFrame, seed: int = 0, ratios=RATIOS) -> pd.Series:
+def train_anchors(frame: pd.DataFrame, seed: int = 0) -> set:
+    """Return the subjects to pin to train so that every class of `frame` (columns subject, label,
+    train_only) has an image there: for each class no pinned subject holds yet, the subject holding
+    the most such classes (then the fewest images; remaining ties in a seeded order)."""
+    held = frame.groupby("subject")["label"].agg(set)
+    size = frame.groupby("subject").size()
+    order = {s: k for k, s in enumerate(np.random.default_rng(seed).permutation(sorted(held.index)))}
+    pinned = set(frame.loc[frame["train_only"], "subject"])
+    uncovered = set(frame["label"]) - set().union(*(held[s] for s in pinned))
+    anchors = set()
+    while uncovered:
+        best = min((s for s in held.index if held[s] & uncovered),
+                   key=lambda s: (-len(held[s] & uncovered), int(size[s]), order[s]))
+        anchors.add(best)
+        uncovered -= held[best]
+    return anchors
+
+
+def assign_splits(frame: pd.DataFrame, seed: int = 0, ratios=RATIOS, every_class_in_train: bool = False) -> pd.Series:
     """Return train/val/test per row of `frame` (columns subject, label, train_only).
 
     Grouped: all images of a subject share a split. Subjects with a train-only (blurry/distant)
@@ -352,8 +378,12 @@ def assign_splits(frame: pd.DataFrame, seed: int = 0, ratios=RATIOS) -> pd.Serie
     order), each where it brings the per-class and total counts closest (least squares) to
     `ratios`; then single subjects are moved while that brings them closer still. With one image
     per subject this gives every class within one image of its 7:2:1 share.
+    `every_class_in_train` first pins to train one subject per class that train would otherwise
+    lack (train_anchors), for projects where a class belongs to a few subjects only.
     scikit-learn's grouped splitters cannot pin subjects to train, hence this allocation.
     """
+    if every_class_in_train:
+        frame = frame.assign(train_only=frame["train_only"] | frame["subject"].isin(train_anchors(frame, seed)))
     return _allocate(frame, seed, ratios).map(lambda k: SPLITS[k]).rename("split")
 
 
@@ -432,16 +462,22 @@ def _by_split(manifest: pd.DataFrame, column: str, order) -> pd.DataFrame:
 
 
 def _datacard(name: str, manifest: pd.DataFrame, left_out: dict[str, int], how: dict[str, int], corrected: int,
-              mirrored: int, seed: int, version: str, manifest_sha: str, total_images: int) -> str:
+              mirrored: int, seed: int, version: str, manifest_sha: str, total_images: int,
+              every_class_in_train: bool = False) -> str:
     synthetic = int((manifest["synthetic"] == 1).sum())
     counts = _by_split(manifest, "label", CLASSES)
     share = (counts[list(SPLITS)].div(counts["total"].where(counts["total"] > 0), axis=0) * 100).round(1).fillna(0.0)
     flagged = manifest[manifest["flags"] != ""]
+    missing = missing_from_splits(manifest)
+    present = present_classes(manifest)
     lines = [f"# Dataset export `{name}`", ""]
     if synthetic:
         lines += [f"> **SYNTHETIC DATA.** {synthetic} of the {len(manifest)} images are synthetic (generated from "
                   "scikit-image's astronaut photo by the FNP TripleCheck demo, labelled by simulated readers). They "
                   "show no patient and say nothing about facial palsy; use them only to test a pipeline.", ""]
+    if "train" in missing:
+        lines += [f"> **A CLASS IS MISSING FROM TRAIN.** T{missing_sentence({'train': missing['train']}, present)[1:]}: a model "
+                  "trained on this export never sees it. See *Classes missing from a split* below.", ""]
     lines += ["FNP TripleCheck research dataset: face crops graded N, L1-L3, R1-R3 by the triple-check protocol "
               "(Song et al. 2018). A research annotation tool, not a diagnostic device.", "",
               "## Parameters", "",
@@ -449,8 +485,12 @@ def _datacard(name: str, manifest: pd.DataFrame, left_out: dict[str, int], how: 
               f"- software: FNP TripleCheck {version}",
               f"- seed: {seed}",
               f"- images: {len(manifest)} exported of {total_images} in the project",
-              "- split: train/val/test 7:2:1, stratified by class, grouped by subject (no subject in two splits); "
-              "subjects with a blurry or distant image go to train (paper §2.3.4)",
+              "- split: train/val/test 7:2:1, grouped by subject (no subject in two splits), subjects placed to bring "
+              "each class as close to 7:2:1 as whole subjects allow; subjects with a blurry or distant image go to "
+              "train (paper §2.3.4)" + ("; one subject of each class train would otherwise lack pinned to train "
+                                        "first (every class in train)" if every_class_in_train else "") + "; "
+              + ("every class of the export is in every split" if not missing else
+                 f"not every class could be placed in every split: {missing_sentence(missing, present)}"),
               f"- cross-validation: {N_FOLDS} folds over train+val, grouped by subject and stratified by class "
               f"(scikit-learn StratifiedGroupKFold, shuffle, random_state={seed}); test subjects get folds of their own",
               f"- crops: {CROP_SIZE}x{CROP_SIZE} RGB PNG, square box from the dlib 68 landmarks widened per movement "
@@ -462,6 +502,7 @@ def _datacard(name: str, manifest: pd.DataFrame, left_out: dict[str, int], how: 
               f"- manifest.csv SHA-256: {manifest_sha}", "",
               "## Images per class and split", "", _table(counts), "",
               "Share of each class per split (%):", "", _table(share), "",
+              *_missing_section(manifest, missing),
               "## Per movement", "", _table(_by_split(manifest, "movement", MOVEMENTS)), "",
               "## Per source", "", _table(_by_split(manifest, "source", SOURCES)), "",
               f"## Train-only images (blurry or distant): {len(flagged)}", ""]
@@ -475,6 +516,28 @@ def _datacard(name: str, manifest: pd.DataFrame, left_out: dict[str, int], how: 
               "## Crop margins per movement (inter-pupil distances around the landmark box)", "",
               _table(pd.DataFrame(MARGINS, index=["top", "bottom", "sides"]).T.rename_axis("movement")), ""]
     return "\n".join(lines)
+
+
+def _missing_section(manifest: pd.DataFrame, missing: dict[str, list[str]]) -> list[str]:
+    """The data card's lines on classes a split lacks (none when every split has every class)."""
+    if not missing:
+        return []
+    held = subjects_per_class(manifest.assign(subject=manifest["subject_hash"]))
+    lines = ["## Classes missing from a split", "",
+             "Subjects are never divided between splits, so a class whose images belong to few subjects cannot "
+             "be in every split.", ""]
+    present = present_classes(manifest)
+    for split in SPLITS:
+        if set(missing.get(split, [])) >= set(present):
+            lines.append(f"- {split} is empty")
+            continue
+        for c in missing.get(split, []):
+            lines.append(f"- {split} has no {c} image ({c} is in the images of {plural(held.get(c, 0), 'subject')})")
+    lines += ["", "Another seed may place the classes better (the Export page lists the seeds that put every "
+              "class into train), or the export can pin one subject of each class into train first (*Put every "
+              "class into train*, `--every-class-in-train`); otherwise export once more subjects have these "
+              "classes.", ""]
+    return lines
 
 
 def _not_final(states: dict[str, int]) -> dict[str, int]:
@@ -492,21 +555,26 @@ def _write(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: int = 0, out_dir: Path | None = None,
-                   actor: Actor, progress: Callable[[int, int, str], None] | None = None,
-                   workers: int | None = None) -> ExportResult:
-    """Export every image with a final label into a new folder NAME; return what was written.
+@dataclass
+class ExportPlan:
+    """What an export would hold before anything is written: one row per croppable image with a
+    final label (columns image_id, image_sha256, subject_hash, movement, label, source, flags,
+    synthetic, mirrored, stored_path, box, corrected, how, subject, train_only), the images left
+    out by reason, and the project's image count."""
 
-    Raises ExportError when the name is refused (exists, or would leave the exports folder) or
-    there is nothing to export, PermissionDenied when `actor` may not export. The folder is
-    written under a temporary name and renamed when complete, so it either exists whole or not.
-    """
-    require(actor, "export")
-    t0 = time.perf_counter()
-    store = Path(store)
-    root = exports_dir(store, out_dir)
-    final_path = export_path(name, root)
-    seed = int(seed)
+    frame: pd.DataFrame
+    left_out: dict[str, int]
+    total_images: int
+
+    def split(self, seed: int, every_class_in_train: bool = False) -> pd.Series:
+        """Return the split each row would get with `seed` (assign_splits)."""
+        return assign_splits(self.frame, seed, every_class_in_train=every_class_in_train)
+
+
+def export_plan(db: sqlite_utils.Database) -> ExportPlan:
+    """Return what an export would hold now (nothing is written; the crops are not computed).
+
+    Raises ExportError when no image has a final label, or none of those can be cropped."""
     st = image_states(db)
     states = st.state.value_counts().to_dict()
     fl = final_labels(db)
@@ -537,7 +605,78 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
     m = pd.DataFrame(rows)
     m["subject"] = m.subject_hash
     m["train_only"] = m["flags"] != ""
-    m["split"] = assign_splits(m, seed)
+    return ExportPlan(m, left_out, len(st))
+
+
+def missing_from_splits(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Return, per split, the classes present in `frame` (columns label, split) that the split
+    has no image of; splits missing nothing are left out."""
+    present = present_classes(frame)
+    out = {}
+    for split in SPLITS:
+        have = set(frame.loc[frame["split"] == split, "label"])
+        gone = [c for c in present if c not in have]
+        if gone:
+            out[split] = gone
+    return out
+
+
+def seeds_for_every_class(plan: ExportPlan, start: int, count: int = 20) -> pd.DataFrame:
+    """Try seeds start .. start+count-1; return one row per seed (seed, missing_train,
+    missing_val, missing_test: the classes each split would lack, as text, "(empty)" for an empty
+    split) with every_class_in_train,
+    those putting every class of the export into train first (then by fewest classes missing)."""
+    rows = []
+    present = present_classes(plan.frame)
+    for seed in range(int(start), int(start) + int(count)):
+        missing = missing_from_splits(plan.frame.assign(split=plan.split(seed)))
+        rows.append({"seed": seed, **{f"missing_{s}": "(empty)" if set(missing.get(s, [])) >= set(present) else
+                                      ", ".join(missing.get(s, [])) for s in SPLITS},
+                     "every_class_in_train": "train" not in missing,
+                     "_n": sum(len(v) for v in missing.values())})
+    df = pd.DataFrame(rows)
+    return (df.sort_values(["every_class_in_train", "_n", "seed"], ascending=[False, True, True])
+            .drop(columns="_n").reset_index(drop=True))
+
+
+def present_classes(frame: pd.DataFrame) -> list[str]:
+    """Return the classes `frame` (column label) has images of, in class order."""
+    return [c for c in CLASSES if c in set(frame["label"])]
+
+
+def missing_sentence(missing: dict[str, list[str]], present: list[str]) -> str:
+    """Return `missing` (split -> classes) in words: "train has no R1 or R2 image; test is empty"
+    (`present`: the classes of the export, so that a split lacking them all is called empty)."""
+    return "; ".join(f"{s} is empty" if set(missing[s]) >= set(present) else
+                     f"{s} has no {join_words(missing[s], 'or')} image" for s in SPLITS if missing.get(s))
+
+
+def subjects_per_class(frame: pd.DataFrame) -> dict[str, int]:
+    """Return how many subjects have an image of each class in `frame` (a class held by one
+    subject can be in one split only: subjects are never divided)."""
+    n = frame.groupby("label")["subject"].nunique()
+    return {c: int(n[c]) for c in CLASSES if c in n.index}
+
+
+def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: int = 0, out_dir: Path | None = None,
+                   actor: Actor, progress: Callable[[int, int, str], None] | None = None,
+                   workers: int | None = None, every_class_in_train: bool = False) -> ExportResult:
+    """Export every image with a final label into a new folder NAME; return what was written.
+
+    Raises ExportError when the name is refused (exists, or would leave the exports folder) or
+    there is nothing to export, PermissionDenied when `actor` may not export. The folder is
+    written under a temporary name and renamed when complete, so it either exists whole or not.
+    """
+    require(actor, "export")
+    t0 = time.perf_counter()
+    store = Path(store)
+    root = exports_dir(store, out_dir)
+    final_path = export_path(name, root)
+    seed = int(seed)
+    plan = export_plan(db)
+    left_out = dict(plan.left_out)
+    m = plan.frame.copy()
+    m["split"] = assign_splits(m, seed, every_class_in_train=every_class_in_train)
     m["fold"] = assign_folds(m, seed)
     m["path"] = m["split"] + "/" + m["label"] + "/" + m["image_sha256"] + ".png"
 
@@ -586,7 +725,8 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
         manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
         _write(tmp / "manifest.csv", manifest_bytes)
         card = _datacard(name, manifest, left_out, m.how.value_counts().to_dict(), int(m.corrected.sum()),
-                         int(m.mirrored.sum()), seed, software_version(), manifest_sha, len(st))
+                         int(m.mirrored.sum()), seed, software_version(), manifest_sha, plan.total_images,
+                         every_class_in_train)
         _write(tmp / "datacard.md", card.encode("utf-8"))
         sums["manifest.csv"] = manifest_sha
         sums["datacard.md"] = hashlib.sha256(card.encode("utf-8")).hexdigest()
@@ -602,10 +742,12 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     with transaction(db) as conn:
-        audit(conn, authorize(conn, actor, "export"), "export.created", "export", name, path=str(final_path), images=len(manifest), seed=seed,
+        audit(conn, authorize(conn, actor, "export"), "export.created", "export", name, path=str(final_path),
+              images=len(manifest), seed=seed, every_class_in_train=every_class_in_train,
               manifest_sha256=manifest_sha, left_out=sum(left_out.values()))
     if progress:
         progress(total, total, "done")
     counts = _by_split(manifest, "label", CLASSES)
     return ExportResult(name, final_path, len(manifest), counts, left_out, bool((manifest["synthetic"] == 1).any()),
-                        time.perf_counter() - t0, card, manifest)
+                        time.perf_counter() - t0, card, manifest, missing_from_splits(manifest), seed,
+                        every_class_in_train)

@@ -56,9 +56,12 @@ class ImportReport:
 
     def summary(self) -> str:
         """Return a one-line, human summary."""
+        from labeling.words import plural
+
         c = self.counts()
-        return (f"{c['added']} image(s) added, {c['already_present']} already present, "
-                f"{c['errors']} error(s), {c['warnings']} warning(s) from {c['rows']} manifest row(s)")
+        return (f"{plural(c['added'], 'image')} added, {c['already_present']:,} already present; "
+                f"{plural(c['errors'], 'error')} and {plural(c['warnings'], 'warning')} in the report; "
+                f"{plural(c['rows'], 'manifest row')} read")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -248,12 +251,25 @@ def _listed_files(root: Path, exclude: set[Path]) -> list[str]:
     return out
 
 
-def unlisted_issues(files: Iterable[str], rows: list[ManifestRow]) -> list[ImportIssue]:
-    """Return a warning for each given file that no manifest row names."""
-    listed = {r.file for r in rows}
+def refused_rows(issues: Iterable[ImportIssue]) -> set[str]:
+    """Return the files named by manifest rows that were refused for an error (their issue already
+    says why the file was not imported)."""
+    from labeling.manifest import safe_relative
+
+    return {safe_relative(i.file) or i.file for i in issues if i.row is not None and i.severity == "error"}
+
+
+def unlisted_issues(files: Iterable[str], rows: list[ManifestRow], refused: Iterable[str] = (),
+                    by_base_name: bool = False) -> list[ImportIssue]:
+    """Return a warning for each given file that no manifest row names. A file whose row was refused
+    (`refused`, see refused_rows) is not warned about again: that row's error already names it.
+    `by_base_name`: a refused row also covers a file of the same base name (uploads, where the
+    manifest may name base names only)."""
+    listed = {r.file for r in rows} | set(refused)
+    bases = {Path(f).name for f in refused} if by_base_name else set()
     out = []
     for f in files:
-        if f not in listed:
+        if f not in listed and Path(f).name not in bases:
             kind = "image" if Path(f).suffix.lower() in IMAGE_EXTENSIONS else "file"
             out.append(ImportIssue(f, None, "warning", f"{kind} not in the manifest; skipped"))
     return out
@@ -269,7 +285,7 @@ def import_folder(db: Database, store: Path, images_dir: Path, manifest_path: Pa
     manifest_path = Path(manifest_path)
     rows, issues = parse_manifest(manifest_path.read_bytes(), manifest_path.name)
     files = _listed_files(images_dir, {manifest_path.resolve()})
-    issues += unlisted_issues(files, rows)
+    issues += unlisted_issues(files, rows, refused_rows(issues))
     root = images_dir.resolve()
 
     def read(rel: str) -> bytes | None:
@@ -335,7 +351,8 @@ def import_uploaded(db: Database, store: Path, manifest: bytes, manifest_name: s
         by_base.setdefault(Path(name).name, name)
     resolved = {r.file: (r.file if r.file in files else by_base.get(Path(r.file).name)) for r in rows}
     used = {v for v in resolved.values() if v}
-    unlisted = unlisted_issues([f for f in files if f not in used], [])
+    unlisted = unlisted_issues([f for f in files if f not in used], [], refused_rows(manifest_issues),
+                               by_base_name=True)
     return import_rows(db, store, rows, lambda f: files.get(resolved.get(f) or ""),
                        issues=[*issues, *manifest_issues, *unlisted], actor=actor,
                        origin="upload", manifest_name=manifest_name, progress=progress)

@@ -37,7 +37,7 @@ def project_summary(db: sqlite_utils.Database) -> ProjectSummary:
 
 
 def import_history(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
-    """Return the latest imports, newest first, with their counts."""
+    """Return the latest imports, newest first, with their counts (started: UTC, ISO 8601)."""
     import json
 
     rows = db.execute("SELECT id, started_at, finished_at, actor, origin, manifest, counts FROM imports "
@@ -45,7 +45,7 @@ def import_history(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
     out = []
     for r in rows:
         counts = json.loads(r[6]) if r[6] else {}
-        out.append({"import": r[0], "started": r[1][:19].replace("T", " "), "status": "finished" if r[2] else "interrupted",
+        out.append({"import": r[0], "started": r[1], "status": "finished" if r[2] else "interrupted",
                     "by": r[3], "origin": r[4], "manifest": r[5], **counts})
     return out
 

@@ -28,7 +28,7 @@ def png_claiming_size(width: int, height: int) -> bytes:
 def build_corpus(folder: Path, astronaut: np.ndarray) -> tuple[Path, dict[str, tuple[str, str]]]:
     """Write the corpus into `folder`; return (manifest path, {file: (severity, phrase)})."""
     folder.mkdir(parents=True, exist_ok=True)
-    good = face_variants(astronaut, 3)
+    good = face_variants(astronaut, 4)
     files: dict[str, bytes] = {
         "good1.jpg": good[0],
         "good2.jpg": good[1],
@@ -45,16 +45,20 @@ def build_corpus(folder: Path, astronaut: np.ndarray) -> tuple[Path, dict[str, t
         "gray.png": png_bytes(Image.fromarray(astronaut).convert("L")),
         "alpha.png": png_bytes(Image.fromarray(astronaut).convert("RGBA")),
         "stray.jpg": jpeg_bytes(astronaut[::2, ::2].copy()),
+        "badrow.jpg": good[3],
     }
     for name, data in files.items():
         (folder / name).write_bytes(data)
-    rows = [{"file": f, "subject": "P001", "movement": "MV1", "source": "hospital"} for f in files if f != "stray.jpg"]
+    rows = [{"file": f, "subject": "P001", "movement": "MV1", "source": "hospital"} for f in files
+            if f not in ("stray.jpg", "badrow.jpg")]
     rows += [
         {"file": "missing.jpg", "subject": "P001", "movement": "MV2", "source": "hospital"},
         {"file": "good2.jpg", "subject": "P001", "movement": "MV9", "source": "hospital"},
         {"file": "good1.jpg", "subject": "P002", "movement": "MV3", "source": "clinic"},
+        {"file": "badrow.jpg", "subject": "P003", "movement": "MV7", "source": "hospital"},
     ]
-    # good2 is listed once validly (above) and once with a bad movement; good1 once with a bad source.
+    # good2 is listed once validly (above) and once with a bad movement; good1 once with a bad source;
+    # badrow only with a bad movement (its one error names it: it is not "not in the manifest" too).
     manifest = write_manifest(folder / "manifest.csv", rows)
     expect = {
         "good1.jpg": ("ok", ""),
@@ -73,6 +77,7 @@ def build_corpus(folder: Path, astronaut: np.ndarray) -> tuple[Path, dict[str, t
         "alpha.png": ("info", "transparency"),
         "stray.jpg": ("warning", "not in the manifest"),
         "missing.jpg": ("error", "no such file"),
+        "badrow.jpg": ("error", "unknown movement"),
     }
     return manifest, expect
 

@@ -260,4 +260,4 @@ def test_demo_prediagnosis_page(demo, monkeypatch):
     reports = [m.value for m in at.markdown if m.value.startswith("## Prediagnosis")]
     assert len(reports) == 2 and len(at.get("download_button")) == 2
     table = at.dataframe[0].value
-    assert {"movement", "final_label", "predicted"} <= set(table.columns) and len(table) == 7
+    assert {"movement", "final label", "predicted"} <= set(table.columns) and len(table) == 7

@@ -38,7 +38,7 @@ def test_three_checks_to_final_labels(db, data_dir, server, page):  # noqa: F811
     sign_in(page, server, "coord")
     page.get_by_role("link", name="Status").click()
     page.get_by_role("button", name="Measure new images and run check 2").click()
-    page.get_by_text("Measured:").wait_for(timeout=120_000)
+    page.get_by_text("7 images measured:").wait_for(timeout=120_000)
     page.get_by_role("button", name="Re-learn the range table (new version)").click()
     page.get_by_text("learned; check 2").wait_for(timeout=60_000)
     sign_out(page)

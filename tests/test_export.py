@@ -21,12 +21,14 @@ from asymmetry.measure import override_flag
 from db.access import open_project
 from labeling import settings
 from labeling.demo import carry_to_final, load_demo
-from labeling.export import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, assign_folds,
-                             assign_splits, correct_crop, crop_pixels, effective_crop_box, export_dataset,
-                             list_exports, review_candidates)
+from labeling.export import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, ExportPlan,
+                             assign_folds, assign_splits, correct_crop, crop_pixels, effective_crop_box,
+                             export_dataset, list_exports, missing_from_splits, review_candidates,
+                             seeds_for_every_class, train_anchors)
 from labeling.permissions import PermissionDenied
 from labeling.users import User, add_user
 from labeling.workflow import final_labels
+from tests.browser import chromium  # noqa: F401 - fixture: Debian's Chromium
 from tests.conftest import signed_in, SHELL
 
 SUBJECTS = 3
@@ -382,6 +384,10 @@ def _page(user):
     return at.run()
 
 
+def _button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
 def _texts(at) -> str:
     return " ".join(e.value for kind in ("markdown", "error", "success", "warning", "info", "title", "subheader")
                     for e in getattr(at, kind))
@@ -405,11 +411,11 @@ def test_export_page_for_a_coordinator(project):
     for i, v in enumerate((100.0, 100.0, 110.0, 110.0), start=1):  # x0, y0, x1, y1 of the crop review
         at.number_input[i].set_value(v)
     at.text_input[1].input("too small")
-    at.button[1].click().run()
+    _button(at, "Save corrected box").click().run()
     assert not at.exception and "at least 32 pixels" in " ".join(e.value for e in at.error)
     at.number_input[3].set_value(400.0)
     at.number_input[4].set_value(400.0)
-    at.button[1].click().run()
+    _button(at, "Save corrected box").click().run()
     assert not at.exception and "saved as (100.0, 100.0, 400.0, 400.0)" in _texts(at)
 
 
@@ -419,3 +425,258 @@ def test_export_page_refuses_a_reader(project):
     at = _page(user)
     assert not at.exception
     assert "You do not have access to this page." in _texts(at)
+
+
+# ---- a class missing from train: said, and other seeds or pinning offered ----------------------
+
+
+def _train_classes(m: pd.DataFrame) -> set[str]:
+    return set(m.loc[m.split == "train", "label"])
+
+
+def test_a_class_left_out_of_train_is_said_in_the_datacard_and_the_summary(project):
+    """The demo's three subjects hold different classes, so a subject-grouped 7:2:1 split leaves
+    some class out of train; the export says which instead of claiming a stratified split."""
+    db, folder = project
+    res = _export(db, folder, "gap", seed=0)
+    m = _manifest(res.path)
+    lacking = sorted(set(m.label) - _train_classes(m), key=CLASSES.index)
+    assert lacking, "the 3-subject demo was expected to leave a class out of train with seed 0"
+    assert res.missing["train"] == lacking
+    card = (res.path / "datacard.md").read_text()
+    said = f"train has no {' or '.join(lacking)} image" if len(lacking) <= 2 else "train has no"
+    assert "A CLASS IS MISSING FROM TRAIN" in card and said in card and said in res.summary()
+    assert "## Classes missing from a split" in card and "is in the images of 1 subject" in card
+    assert "every class of the export is in every split" not in card
+
+
+def test_every_class_in_train_pins_one_subject_per_lacking_class(project):
+    db, folder = project
+    res = _export(db, folder, "pinned", seed=0, every_class_in_train=True)
+    m = _manifest(res.path)
+    assert _train_classes(m) == set(m.label) and "train" not in res.missing
+    assert m.groupby("subject_hash").split.nunique().max() == 1  # still grouped by subject
+    card = (res.path / "datacard.md").read_text()
+    assert "A CLASS IS MISSING FROM TRAIN" not in card and "pinned to train first" in card
+    detail = db.execute("SELECT detail FROM audit_log WHERE action = 'export.created' ORDER BY id DESC").fetchone()[0]
+    assert '"every_class_in_train": true' in detail
+
+
+def _subjects(spec: dict[str, str]) -> pd.DataFrame:
+    """A table of subjects' images: {"S0": "L2 L1 N"} gives S0 three images of those classes."""
+    return pd.DataFrame([{"subject": s, "label": c, "train_only": False} for s, labels in spec.items()
+                         for c in labels.split()])
+
+
+# Five subjects of seven images; L3 belongs to S1 alone, and seed 0 places S1 outside train.
+FIVE = {"S0": "L2 L1 N L2 N N N", "S1": "N N L1 N L1 L3 N", "S2": "N N N L1 L2 N N", "S3": "N N N L1 L1 L1 N",
+        "S4": "N N N N N L2 N"}
+
+
+def test_seeds_that_put_every_class_into_train_are_found_and_true():
+    f = _subjects(FIVE)
+    assert missing_from_splits(f.assign(split=assign_splits(f, 0)))["train"] == ["L3"]
+    table = seeds_for_every_class(ExportPlan(f, {}, len(f)), 1, 20)
+    assert sorted(table.seed) == list(range(1, 21))
+    good = table[table.every_class_in_train]
+    assert 0 < len(good) < 20 and table.every_class_in_train.tolist() == sorted(table.every_class_in_train,
+                                                                                 reverse=True)
+    for r in table.itertuples():  # each row is what assign_splits does with that seed
+        missing = missing_from_splits(f.assign(split=assign_splits(f, r.seed)))
+        assert r.every_class_in_train == ("train" not in missing)
+        assert r.missing_train == ", ".join(missing.get("train", []))
+
+
+def test_train_anchors_cover_every_class_with_few_subjects_and_respect_pinned_ones():
+    f = _subjects(FIVE)
+    anchors = train_anchors(f, 0)
+    assert set().union(*(set(f.loc[f.subject == s, "label"]) for s in anchors)) == set(f.label)
+    assert "S1" in anchors and len(anchors) == 2  # L3 needs S1 (which also brings N, L1); L2 needs one more
+    for seed in range(5):
+        split = assign_splits(f, seed, every_class_in_train=True)
+        assert set(f.loc[split == "train", "label"]) == set(f.label)
+    flagged = f.assign(train_only=f.subject.isin(["S1", "S0"]))  # already pinned by a blurry photo
+    assert train_anchors(flagged, 0) == set()
+
+
+def test_export_page_warns_of_a_class_missing_from_train_and_offers_seeds_and_pinning(project):
+    db, folder = project
+    user = add_user(db, "coord2", "a long password", ["coordinator"], actor=SHELL)
+    at = _page(user)
+    at.text_input(key="export_name").input("gap")
+    _button(at, "Export").click().run()
+    assert not at.exception, at.exception
+    assert "A class is missing from train" in " ".join(w.value for w in at.warning)
+    _button(at, "Try seeds 1 to 20").click().run()
+    assert not at.exception, at.exception
+    said = " ".join(w.value for w in at.warning)
+    assert "None of seeds 1 to 20 puts every class into train" in said and "is in the images of 1 subject" in said
+    headers = [list(d.value.columns) for d in at.dataframe]
+    assert ["seed", "missing from train", "missing from val", "missing from test", "every class in train"] in headers
+    _button(at, "Check the split of seed 0").click().run()
+    assert "A class is missing from train" in " ".join(w.value for w in at.warning)
+    at.checkbox(key="export_every_class").check().run()
+    _button(at, "Check the split of seed 0 (every class in train)").click().run()
+    assert not at.exception, at.exception
+    placed = next(d.value for d in at.dataframe if d.value.columns.name == "split" and "total" not in d.value)
+    assert (placed["train"] > 0).all() and set(placed.index) == set(_manifest(folder / "exports" / "gap").label)
+    at.text_input(key="export_name").input("pinned")
+    _button(at, "Export").click().run()
+    assert not at.exception, at.exception
+    assert "A class is missing from train" not in " ".join(w.value for w in at.warning)
+    assert _train_classes(_manifest(folder / "exports" / "pinned")) == set(_manifest(folder / "exports" / "pinned").label)
+
+
+# ---- the export as one zip download ---------------------------------------------------------------
+
+
+def _unzipped(data: bytes) -> dict[str, bytes | None]:
+    """Member name -> bytes (None for a folder entry)."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        return {i.filename: None if i.is_dir() else zf.read(i) for i in zf.infolist()}
+
+
+def test_the_zip_holds_exactly_the_export_folder_byte_for_byte(project):
+    from labeling.export_download import download_export, export_zip
+
+    db, folder = project
+    res = _export(db, folder, "zipped")
+    z = download_export(db, folder, "zipped", actor=COORD)
+    data = b"".join(z.chunks(size=4096))
+    assert len(data) == z.size == export_zip(res.path).size  # the size announced before a byte was read
+    members = _unzipped(data)
+    files = {f"zipped/{p.relative_to(res.path).as_posix()}": p.read_bytes() for p in res.path.rglob("*") if p.is_file()}
+    assert {k: v for k, v in members.items() if v is not None} == files
+    assert {"zipped/manifest.csv", "zipped/datacard.md", "zipped/SHA256SUMS"} <= set(files)
+    empty = {f"zipped/{p.relative_to(res.path).as_posix()}/" for p in res.path.rglob("*")
+             if p.is_dir() and not any(p.iterdir())}
+    assert {k for k, v in members.items() if v is None} == empty  # empty class folders travel too
+    sums = dict(line.split("  ")[::-1] for line in members["zipped/SHA256SUMS"].decode().splitlines())
+    assert all(hashlib.sha256(members[f"zipped/{p}"]).hexdigest() == h for p, h in sums.items())
+    detail = db.execute("SELECT actor, entity_id, detail FROM audit_log WHERE action = 'export.downloaded'").fetchall()
+    assert detail == [("coord", "zipped", f'{{"bytes": {z.size}}}')]
+
+
+def test_a_download_is_refused_to_a_reader_and_for_names_that_are_no_finished_export(project, tmp_path):
+    from labeling.export_download import download_export
+
+    db, folder = project
+    _export(db, folder, "ok")
+    with pytest.raises(PermissionDenied):
+        download_export(db, folder, "ok", actor=READER)
+    (folder / "exports" / ".ok.partial-1-ab").mkdir()
+    outside = tmp_path / "outside"
+    (outside / "x").mkdir(parents=True)
+    (outside / "x" / "manifest.csv").write_text("secret")
+    (folder / "exports" / "link").symlink_to(outside / "x")
+    for name in ("missing", "../ok", ".ok.partial-1-ab", "link", "", "ok/..", "/etc"):
+        with pytest.raises(ExportError):
+            download_export(db, folder, name, actor=COORD)
+    assert db.execute("SELECT count(*) FROM audit_log WHERE action = 'export.downloaded'").fetchone()[0] == 0
+
+
+def test_streaming_a_large_export_keeps_memory_bounded(tmp_path):
+    """96 MiB of crops stream through with a fixed few MiB of Python memory: nothing holds the zip."""
+    import tracemalloc
+
+    from labeling.export_download import export_zip
+
+    big = tmp_path / "big"
+    (big / "train" / "N").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(48):
+        (big / "train" / "N" / f"{k:02d}.png").write_bytes(rng.bytes(2 * 2**20))
+    (big / "manifest.csv").write_text("image_sha256\n")
+    z = export_zip(big)
+    assert z.size > 96 * 2**20
+    tracemalloc.start()
+    sent = 0
+    for chunk in z.chunks():
+        sent += len(chunk)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert sent == z.size
+    assert peak < 6 * 2**20, f"peak {peak / 2**20:.1f} MiB while streaming {sent / 2**20:.0f} MiB"
+
+
+def _get(url: str, path: str, token: str | None = None, headers: dict | None = None):
+    """GET `path` from the real server as a browser with the session cookie `token`: (status, headers, body)."""
+    import http.client
+    import urllib.parse
+
+    host, port = urllib.parse.urlsplit(url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.request("GET", path, headers={"Accept": "*/*", **({"Cookie": f"fnp_session={token}"} if token else {}),
+                                       **(headers or {})})
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r.status, r.headers, body
+
+
+def test_the_download_route_checks_the_session_and_the_role_on_the_server(project):
+    """The real server: no session is sent to sign in, a reader and a foreign page are refused,
+    an unknown or escaping name is not found, a coordinator gets the zip with its size announced."""
+    from labeling.export_download import export_zip
+    from labeling.sessions import start_session
+    from tests.browser import Server
+
+    db, folder = project
+    res = _export(db, folder, "served")
+    coord, _ = start_session(db, COORD)
+    reader, _ = start_session(db, READER)
+    server = Server(folder)
+    try:
+        status, headers, _ = _get(server.url, "/download/export/served.zip")
+        assert status == 303 and headers["location"] == "/signin?next=/export"
+        status, _, body = _get(server.url, "/download/export/served.zip", reader)
+        assert status == 403 and b"Only a coordinator" in body
+        for path in ("/download/export/nothing.zip", "/download/export/..%2Fserved.zip",
+                     "/download/export/.served.zip"):
+            assert _get(server.url, path, coord)[0] in (400, 404), path
+        status, _, _ = _get(server.url, "/download/export/served.zip", coord, {"Sec-Fetch-Site": "cross-site"})
+        assert status == 403
+        status, headers, body = _get(server.url, "/download/export/served.zip", coord)
+        assert status == 200 and headers["content-type"] == "application/zip"
+        assert headers["content-disposition"] == 'attachment; filename="served.zip"'
+        assert int(headers["content-length"]) == len(body) == export_zip(res.path).size
+        members = _unzipped(body)
+        assert members["served/manifest.csv"] == (res.path / "manifest.csv").read_bytes()
+        assert not server.errors()
+    finally:
+        server.stop()
+    assert [r[0] for r in db.execute("SELECT actor FROM audit_log WHERE action = 'export.downloaded'")] == ["coord"]
+
+
+@pytest.mark.slow
+def test_a_coordinator_downloads_an_export_from_the_export_page_in_chromium(project, chromium, tmp_path):
+    """Chromium on the real server: the Export page's download link saves the export as one zip;
+    the page's times are in the browser's own time zone."""
+    from tests.browser import Server, sign_in
+
+    db, folder = project
+    coord = add_user(db, "coord3", "a long password", ["coordinator"], actor=SHELL)
+    res = _export(db, folder, "browser-1")
+    server = Server(folder)
+    try:
+        page = chromium.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo").new_page()
+        page.set_default_timeout(60_000)
+        sign_in(page, server.url, coord.name, path="/export")
+        link = page.get_by_role("link", name="Download browser-1.zip")
+        with page.expect_download() as got:
+            link.click()
+        saved = tmp_path / "saved.zip"
+        got.value.save_as(saved)
+        assert got.value.suggested_filename == "browser-1.zip"
+        members = _unzipped(saved.read_bytes())
+        files = {f"browser-1/{p.relative_to(res.path).as_posix()}": p.read_bytes()
+                 for p in res.path.rglob("*") if p.is_file()}
+        assert {k: v for k, v in members.items() if v is not None} == files
+        page.get_by_text("Export a dataset").wait_for()  # the page stays where it was
+        page.get_by_text("Times are in your browser's time zone (Asia/Tokyo).").wait_for()
+        assert not server.errors()
+    finally:
+        server.stop()

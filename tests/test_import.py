@@ -36,6 +36,11 @@ def test_bad_input_corpus_gets_one_clear_row_each_and_the_rest_goes_on(db, data_
             continue
         found = [i for i in issues.get(name, []) if i.severity == severity and phrase.lower() in i.reason.lower()]
         assert found, f"{name}: expected {severity} mentioning {phrase!r}, got {issues.get(name)}"
+    # One problem, one line: a file refused for its row's error is not also "not in the manifest".
+    assert [i.reason for i in issues["badrow.jpg"]] == ["unknown movement 'MV7': use MV0 to MV6"]
+    assert not [f for f, found in issues.items() if any(i.severity == "error" for i in found)
+                and any("not in the manifest" in i.reason for i in found)]
+    assert not any("<bytes>" in i.reason or "bytes not processed" in i.reason for i in report.issues)
     # Manifest-level problems name the row.
     assert any(i.row and "unknown movement" in i.reason for i in report.issues)
     assert any(i.row and "unknown source" in i.reason for i in report.issues)
@@ -119,7 +124,7 @@ def test_cli_exit_codes(data_dir, tmp_path, astronaut):
     assert bad.returncode == 2 and "bad.csv" in bad.stderr and "Traceback" not in bad.stderr
     ok = run(good)
     assert ok.returncode == 0, ok.stderr
-    assert "1 image(s) added" in ok.stdout
+    assert "1 image added" in ok.stdout
 
 
 def test_manifest_parsing_details():
@@ -204,3 +209,14 @@ def test_resume_after_kill_9(data_dir, tmp_path, astronaut):
     assert con.execute("SELECT count(*) FROM image_names").fetchone()[0] == n
     stored = {p.stem for p in (data_dir / "images").rglob("*.jpg")}
     assert stored == {r[0] for r in con.execute("SELECT sha256 FROM images")}
+
+
+def test_an_upload_names_each_problem_once_like_the_folder_import(db, data_dir, tmp_path, astronaut):
+    """The Import page's upload and `labeling import` of the same folder give the same report."""
+    manifest, _ = build_corpus(tmp_path / "in", astronaut)
+    files = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir() if p.name != "manifest.csv"}
+    uploaded = import_uploaded(db, data_dir, manifest.read_bytes(), "manifest.csv", files, actor=SHELL)
+    folder = import_folder(db, data_dir, tmp_path / "in", manifest, actor=SHELL)
+    assert sorted((i.file, i.severity, i.reason) for i in uploaded.issues) == sorted(
+        (i.file, i.severity, i.reason) for i in folder.issues if "already imported" not in i.reason)
+    assert [i.reason for i in uploaded.issues if i.file == "badrow.jpg"] == ["unknown movement 'MV7': use MV0 to MV6"]

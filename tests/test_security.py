@@ -253,6 +253,8 @@ def coordinator_account(data_dir):
 
 def _cli_report(tmp_path, manifest: Path) -> tuple[set[tuple], str]:
     """The command line's report of the same corpus, in a data folder of its own."""
+    from labeling.words import plural
+
     data = tmp_path / "cli-data"
     out = subprocess.run([sys.executable, "-m", "labeling", "import", "--images", str(manifest.parent), "--manifest",
                           str(manifest), "--json"], cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)},
@@ -260,7 +262,7 @@ def _cli_report(tmp_path, manifest: Path) -> tuple[set[tuple], str]:
     assert out.returncode == 1, out.stderr[-2000:]  # 1: imported, with errors in the report
     report = json.loads(out.stdout)
     rows = {(i["severity"], i["file"], "" if i["row"] is None else str(i["row"]), i["reason"]) for i in report["issues"]}
-    return rows, f"{report['added']} image(s) added"
+    return rows, f"{plural(report['added'], 'image')} added"
 
 
 def _upload(page, manifest: Path, photos: list[Path]) -> None:

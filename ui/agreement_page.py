@@ -23,8 +23,10 @@ from labeling.agreement_plots import (agreement_over_time_figure, asymmetry_scat
                                       label_distribution_figure, reading_time_figure, report_html, with_intervals)
 from labeling.agreement_report import context_figures, fmt, methods_paragraph, overview
 from labeling.audit_data import data_version, list_runs, load_audit_data, prediction_splits
+from labeling.words import with_headers
 from ui.common import NOTICE, database, guard, report_error
 from ui.qc_section import reader_qc_tab
+from ui.words import table, when
 
 log = logging.getLogger("fnp")
 TABS = ("Breakdowns", "Confusion matrices", "Over time", "Readers", "Reader quality control", "Asymmetry",
@@ -56,7 +58,7 @@ def _compute(folder: str, version: tuple, split: str | None, n_boot: int) -> Com
     data = load_audit_data(db, split)
     synthetic = data.reads["synthetic"].fillna(0).astype(int).sum() if len(data.reads) else 0
     audit = data.audit(n_boot=n_boot)
-    return Computed(audit, data.points, data.boxes, list_runs(db), loaded, dt.datetime.now().strftime("%H:%M:%S"),
+    return Computed(audit, data.points, data.boxes, list_runs(db), loaded, dt.datetime.now(dt.timezone.utc).isoformat(),
                     data.range_version, len(data.finals), int(synthetic),
                     methods_paragraph(audit, split=split if audit.models else None))
 
@@ -93,7 +95,7 @@ def _table(frame: pd.DataFrame, **kw) -> None:
     if frame is None or not len(frame):
         st.caption("Nothing to show yet.")
         return
-    st.dataframe(with_intervals(frame), hide_index=True, width="stretch", **kw)
+    st.dataframe(with_headers(with_intervals(frame)), hide_index=True, width="stretch", **kw)
 
 
 def _headline(c: Computed) -> None:
@@ -134,7 +136,7 @@ def _breakdowns(a: Audit) -> None:
     _table(a.per_movement)
     st.subheader("Per reader pair")
     st.caption("A reader paired with themself is intra-reader agreement (first read in rows). "
-               "lr_swap_rate: images on which one read named the left side and the other the right.")
+               "L/R swap rate: images on which one read named the left side and the other the right.")
     _table(a.comparison_table(a.reader_pairs))
     st.subheader("Per source")
     _table(a.per_source)
@@ -212,7 +214,7 @@ def _models(c: Computed, split: str | None) -> None:
     _table(a.runs_table)
     st.subheader("Per movement (paper Table 7)")
     st.caption("Accuracy per movement of each method beside the neurologists' double-read agreement.")
-    st.dataframe(a.movement_table, hide_index=True, width="stretch")
+    st.dataframe(with_headers(a.movement_table), hide_index=True, width="stretch")
     run = _pick("Run", a.models, "agreement_run")
     if run is None:
         st.info(f"No run has predictions on the {split} split.")
@@ -223,9 +225,9 @@ def _models(c: Computed, split: str | None) -> None:
         st.plotly_chart(confusion_heatmap(run.confusion, title=f"{run.name}: normalised by true class (Figure 4)",
                                           normalise=True), width="stretch")
         st.subheader("Precision and sensitivity per class (paper Tables 5–6)")
-        st.dataframe(run.per_class, hide_index=True, width="stretch")
+        st.dataframe(with_headers(run.per_class), hide_index=True, width="stretch")
     st.subheader("Imported runs")
-    st.dataframe(c.runs, hide_index=True, width="stretch")
+    table(c.runs, times=["imported_at"])
 
 
 def _downloads(key: tuple) -> None:
@@ -256,7 +258,8 @@ def _render() -> None:
     c = _compute(*key)
     if c.version != current:
         left, right = st.columns([4, 1])
-        left.info(f"New reads, decisions or measurements arrived since this audit was computed ({c.computed_at}).")
+        left.info("New reads, decisions or measurements arrived since this audit was computed "
+                  f"({when(c.computed_at)}).")
         if right.button("Update", icon=":material/refresh:", key="agreement_update"):
             st.session_state["agreement_version"] = current
             st.rerun()

@@ -10,14 +10,17 @@ from labeling.importer import import_uploaded, read_zip
 from labeling.manifest import OPTIONAL, REQUIRED, ManifestError
 from labeling.permissions import require
 from labeling.status import import_history, import_issues
+from labeling.words import with_headers
 from ui.common import database, guard
+from ui.words import table, zone_note
 
 
 def _report_frame(rows: list[dict]) -> pd.DataFrame:
     order = {"error": 0, "warning": 1, "info": 2}
     df = pd.DataFrame(rows, columns=["severity", "file", "row", "reason"])
     df["row"] = df["row"].astype("Int64")  # a row number, or empty for a file or the whole manifest (not 3.0)
-    return df.sort_values("severity", key=lambda s: s.map(order), kind="stable")
+    df = df.sort_values("severity", key=lambda s: s.map(order), kind="stable")
+    return df.rename(columns={"row": "manifest row", "reason": "what happened"})
 
 
 def import_page() -> None:
@@ -61,14 +64,15 @@ def import_page() -> None:
     history = import_history(db)
     if history:
         st.subheader("Imports")
-        st.dataframe(pd.DataFrame(history), hide_index=True, width="stretch")
+        table(pd.DataFrame(history), times=["started"])
+        st.caption(zone_note())
         ids = [h["import"] for h in history]
         default = ids.index(st.session_state["last_import"]) if st.session_state.get("last_import") in ids else 0
         chosen = st.selectbox("Report of import", ids, index=default)
         rows = import_issues(db, chosen)
         if rows:
             df = _report_frame(rows)
-            st.dataframe(df, hide_index=True, width="stretch")
+            st.dataframe(with_headers(df), hide_index=True, width="stretch")
             st.download_button("Download this report (CSV)", to_csv_bytes(df),
                                file_name=f"import-{chosen}-report.csv", mime="text/csv", on_click="ignore")
         else:

@@ -10,6 +10,7 @@ import streamlit as st
 from db.access import data_dir
 from labeling.audit_data import data_version, list_runs, list_subjects, subject_labels, subject_predictions
 from labeling.prediagnosis import MOVEMENT_NAMES, prediagnose
+from labeling.words import with_headers
 from ui.common import NOTICE, database, guard, report_error
 
 NO_RUN = "(no model run)"
@@ -59,7 +60,7 @@ def _render() -> None:
                           state=labels["state"].str.replace("_", " "))
     if predictions is not None:
         table = table.merge(predictions[["image_id", "predicted", "split"]], on="image_id", how="left")
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(with_headers(table), hide_index=True, width="stretch")
 
     finals = labels[labels["final_label"].notna()].rename(columns={"final_label": "label"})[["movement", "label"]]
     if len(finals) < len(labels):

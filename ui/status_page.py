@@ -9,7 +9,9 @@ from db.access import data_dir
 from labeling.permissions import allowed, require
 from labeling.queue import reader_progress
 from labeling.workflow import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
+from labeling.words import check2_sentence, measured_sentence, sentence
 from ui.common import database, guard
+from ui.words import table, zone_note
 
 LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting read 2", "agreed": "Agreed (check 1)",
           "accepted": "Check 2 accepted", "awaiting_adjudication": "Awaiting adjudication", "final": "Final (adjudicated)",
@@ -26,7 +28,7 @@ def _measure(user) -> None:
                              actor=user)
     bar.empty()
     c2 = run_check2(database(), user)
-    st.success(f"Measured: {counts or 'nothing new'}; check 2: {c2 or 'nothing to check'}.")
+    st.success(sentence(f"{measured_sentence(counts)}; {check2_sentence(c2)}"))
 
 
 def _own_progress(db, user) -> None:
@@ -52,14 +54,16 @@ def status_page() -> None:
         col.metric(LABELS.get(state, state.replace("_", " ").capitalize()), f"{n:,}")
     total = sum(counts.values())
     if total:
-        df = pd.DataFrame({"state": [LABELS.get(s, s) for s in counts], "images": list(counts.values())})
+        df = pd.DataFrame({"state": [LABELS.get(s, s.replace("_", " ")) for s in counts],
+                           "images": list(counts.values())})
         st.plotly_chart(px.bar(df, x="images", y="state", orientation="h", text="images"), width="stretch")
     st.subheader("Readers")
     readers = reader_summary(db)
     if readers.empty:
         st.caption("No reads yet.")
     else:
-        st.dataframe(readers, hide_index=True, width="stretch")
+        table(readers, times=["last_read"])
+        st.caption("Reads that were undone are not counted. " + zone_note())
     if allowed(user, "ranges.learn"):
         st.subheader("Check 2")
         if ranges_stale(db):
@@ -69,6 +73,6 @@ def status_page() -> None:
         if c1.button("Measure new images and run check 2"):
             _measure(user)
         if c2.button("Re-learn the range table (new version)"):
-            table = learn_and_store_ranges(db, user)
+            ranges = learn_and_store_ranges(db, user)
             res = run_check2(db, user)
-            st.success(f"Range table {table.version} learned; check 2: {res or 'nothing to check'}.")
+            st.success(sentence(f"range table {ranges.version} learned; {check2_sentence(res)}"))

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from labeling import auth, sessions
@@ -25,6 +25,7 @@ from labeling.users import MIN_PASSWORD, UserError, create_first_admin, has_admi
 log = logging.getLogger("fnp")
 
 SIGNIN, SETUP = "/signin", "/setup"
+EXPORT_DOWNLOAD = "/download/export/"  # + NAME.zip: a finished export as one zip
 CSRF_COOKIE = "fnp_csrf"
 SSO_COOKIE = "_streamlit_user"  # Streamlit's own cookie once st.login (OIDC) signed someone in
 NOTICE = ("Research tool, not a diagnostic device. FNP TripleCheck supports research annotation of facial nerve "
@@ -222,11 +223,59 @@ async def run_metrics(request: Request) -> Response:
     return JSONResponse({"runs_s": timing.runs(reset=request.method == "POST")})
 
 
+def export_download_url(name: str) -> str:
+    """Return the path that downloads the finished export `name` as a zip."""
+    return f"{EXPORT_DOWNLOAD}{quote(name, safe='')}.zip"
+
+
+async def export_download(request: Request) -> Response:
+    """GET: the finished export NAME as a zip, streamed from its folder, for a signed-in user allowed
+    to export (the session and the role are checked here, on the server, and the download is
+    logged in the audit log). Refused with a page saying why otherwise."""
+    from db.access import data_dir
+    from labeling.export import ExportError
+    from labeling.export_download import download_export
+    from labeling.permissions import PermissionDenied
+
+    name = request.path_params["name"]
+    back = '<a class="button secondary" href="/export">Back to the Export page</a>'
+    if request.headers.get("sec-fetch-site") == "cross-site":  # a link on another site: nobody asked for this here
+        return _page("Download", "<div class=error role=alert>Open the download from the Export page.</div>" + back,
+                     403)
+
+    def prepare():
+        db = _project()
+        session = sessions.session_for(db, request.cookies.get(sessions.COOKIE))
+        if session is None:
+            return None, None
+        try:
+            return download_export(db, data_dir(), name, actor=session.user), None
+        except PermissionDenied:
+            return None, ("Only a coordinator may download exports.", 403)
+        except ExportError as exc:
+            return None, (f"There is {exc}.", 404)
+
+    try:
+        zipped, refusal = await run_in_threadpool(prepare)
+    except OSError as exc:  # the export folder cannot be read
+        log.exception("export download failed")
+        why = html.escape(exc.strerror or str(exc))
+        return _page("Download", f"<div class=error role=alert>The export cannot be read ({why}).</div>{back}", 500)
+    if zipped is None and refusal is None:
+        return RedirectResponse(f"{SIGNIN}?next=/export", status_code=303)
+    if refusal:
+        return _page("Download", f"<div class=error role=alert>{html.escape(refusal[0])}</div>{back}", refusal[1])
+    return StreamingResponse(zipped.chunks(), media_type="application/zip", headers={
+        "Content-Length": str(zipped.size), "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'attachment; filename="{zipped.file_name}"'})
+
+
 def routes() -> list[Route]:
     """The routes st.App serves beside Streamlit's own."""
     from ui import timing
 
-    out = [Route(SIGNIN, signin, methods=["GET", "POST"]), Route(SETUP, setup, methods=["GET", "POST"])]
+    out = [Route(SIGNIN, signin, methods=["GET", "POST"]), Route(SETUP, setup, methods=["GET", "POST"]),
+           Route(EXPORT_DOWNLOAD + "{name}.zip", export_download, methods=["GET"])]
     if timing.enabled():
         out.append(Route("/metrics/runs", run_metrics, methods=["GET", "POST"]))
     return out
