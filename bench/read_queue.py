@@ -37,6 +37,7 @@ def build(folder: Path, n_images: int, seed: int = 0):
     bench = SystemActor("system:bench")
     settings.change(db, "reads_per_image", K, bench)
     settings.change(db, "key_dwell_ms", 0, bench)  # machine-speed readers: the queue's cost, not a person's pace
+    settings.change(db, "qc_share", 0, bench)  # reads only: the queue's own cost
     rng = np.random.default_rng(seed)
     t = "2026-01-01T00:00:00.000+00:00"
     with transaction(db) as conn:

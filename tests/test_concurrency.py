@@ -23,6 +23,7 @@ def test_parallel_readers_lose_nothing_and_double_nothing(db, data_dir):
                          "'RGB', 1, 'x', 'x')", (uuid.uuid4().hex,))
     ensure_slots(db)
     settings.change(db, "key_dwell_ms", 0, SHELL)  # machine-speed readers: the database under load, not people
+    settings.change(db, "qc_share", 0, SHELL)  # reads only (quality-control items: tests/test_reader_qc.py)
     names = [f"r{i}" for i in range(N_READERS)]
     for n in names:
         add_user(db, n, "a long password", ["reader"], actor=SHELL)

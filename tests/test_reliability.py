@@ -142,6 +142,7 @@ def test_hammer_8_readers_an_adjudicator_and_an_exporting_coordinator(final_temp
     # Machine-speed readers measure the database under load, not people: no minimum viewing time
     # (tests/test_deliberate.py and the browser tests hold the people to it).
     settings.change(db, "key_dwell_ms", 0, SHELL)
+    settings.change(db, "qc_share", 0, SHELL)  # reads only (quality-control items: tests/test_reader_qc.py)
     readers = [add_user(db, f"hammer-r{i}", "a long password", ["reader"], actor=SHELL).name for i in range(HAMMER_READERS)]
     judge = add_user(db, "hammer-judge", "a long password", ["adjudicator"], actor=SHELL).name
     db.close()
@@ -246,6 +247,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
     readers = [add_user(db, f"crash-r{i}", "a long password", ["reader"], actor=SHELL) for i in range(2)]
     judge = add_user(db, "crash-judge", "a long password", ["adjudicator"], actor=SHELL)
     settings.change(db, "key_dwell_ms", 0, SHELL)  # machine-speed readers (see the hammer)
+    settings.change(db, "qc_share", 0, SHELL)  # reads only (quality-control items: tests/test_reader_qc.py)
     db.close()
     kills, took, t = {}, {}, time.time()
 

@@ -426,7 +426,7 @@ def test_sessions_end_when_idle_expired_deactivated_or_revoked_and_store_no_toke
 # ---- 4. history cannot be rewritten -------------------------------------------------------------------
 
 APPEND_ONLY = {"reads", "adjudications", "adjudication_undos", "audit_log", "quality_overrides", "range_tables",
-               "check2_results", "crop_corrections", "model_runs", "model_predictions", "landmark_corrections"}
+               "check2_results", "crop_corrections", "model_runs", "model_predictions", "gold_marks", "qc_answers", "landmark_corrections"}
 
 
 def _one_row_each(db) -> None:
@@ -438,6 +438,11 @@ def _one_row_each(db) -> None:
         adj = conn.execute("INSERT INTO adjudications (image_id, adjudicator_id, decision, label, at) VALUES (?, ?, "
                            "'final', 'N', 'x')", (image_id, uid)).lastrowid
         conn.execute("INSERT INTO adjudication_undos (adjudication_id, adjudicator_id, at) VALUES (?, ?, 'x')", (adj, uid))
+        conn.execute("INSERT INTO gold_marks (image_id, gold, actor, at) VALUES (?, 1, 'c', 'x')", (image_id,))
+        qc = conn.execute("INSERT INTO qc_items (reader_id, kind, image_id, created_at) VALUES (?, 'mirror', ?, 'x')",
+                          (uid, image_id)).lastrowid
+        conn.execute("INSERT INTO qc_answers (qc_item_id, reader_id, label, submitted_at) VALUES (?, ?, 'N', 'x')",
+                     (qc, uid))
         audit(conn, "tester", "test.event")
         conn.execute("INSERT INTO quality_overrides (image_id, flag, value, actor, at) VALUES (?, 'blurry', 1, 'c', 'x')",
                      (image_id,))
