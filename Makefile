@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 
-.PHONY: setup run test test-fast browser bench clean-venv
+.PHONY: setup run test test-fast browser postgres bench clean-venv
 
 # The venv is (re)built when missing or when requirements.txt is newer than the last install.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -28,11 +28,15 @@ run: setup
 browser:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: setup browser
+# Debian's PostgreSQL server: the tests start a throwaway cluster of their own (tests/postgres.py).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
+test: setup browser postgres
 	$(BIN)/python -m pytest
 
 # Everything but the slow end-to-end and training tests.
-test-fast: setup
+test-fast: setup postgres
 	$(BIN)/python -m pytest -m "not slow"
 
 # The benchmarks print their figures; docs/performance.md records them.

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
@@ -124,6 +125,10 @@ class Database:
         """Yield the rows of `sql` as dicts (sqlite-utils' `query`)."""
         return self.utils.query(sql, params or ())
 
+    def frame(self, sql: str, params=None) -> pd.DataFrame:
+        """Return the rows of `sql` as a pandas DataFrame (column names as the query gives them)."""
+        return pd.read_sql_query(sql, self.conn, params=params or None)
+
     def table_names(self) -> list[str]:
         """Return the names of the tables."""
         return self.utils.table_names()
@@ -148,20 +153,40 @@ def transaction(db: Database) -> _Transaction:
     return db.transaction()
 
 
-def connect(path: Path | str) -> Database:
-    """Return the `Database` of the SQLite file `path` (WAL, busy timeout, foreign keys on)."""
+def connect(path: Path | str):
+    """Return the `Database` of the SQLite file `path` (WAL, busy timeout, foreign keys on), or a
+    `db.postgres.PostgresDatabase` when `path` is a postgresql:// URL."""
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from db.postgres import PostgresDatabase
+
+        return PostgresDatabase(str(path))
     return Database(path)
 
 
-def open_project(folder: Path | None = None) -> Database:
-    """Open (creating if needed) the project database in `folder` and apply pending migrations."""
+def database_url() -> str | None:
+    """Return $FNP_DATABASE_URL (a postgresql:// URL) when the project lives on PostgreSQL, else None."""
+    return os.environ.get("FNP_DATABASE_URL") or None
+
+
+def open_project(folder: Path | None = None, url: str | None = None):
+    """Open (creating if needed) the project database and apply pending migrations: on PostgreSQL
+    when `url` (or $FNP_DATABASE_URL) names one, else the SQLite file in `folder` (default: the
+    data folder, which holds the photos either way unless $FNP_IMAGE_STORE says otherwise)."""
     from db.migrations import migrate
 
     folder = folder or data_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    db = connect(database_path(folder))
+    db = connect(url or database_url() or database_path(folder))
     migrate(db)
     return db
+
+
+def image_store(folder: Path | None = None) -> Path:
+    """Return the folder of the original photos: $FNP_IMAGE_STORE (shared by every server of a
+    project, e.g. a network mount), else the data folder. The database holds only paths relative to
+    it (images/ab/<sha256>.jpg), so the store can move."""
+    env = os.environ.get("FNP_IMAGE_STORE")
+    return Path(env).resolve() if env else (folder or data_dir())
 
 
 def audit(conn: sqlite3.Connection, actor: str | None, action: str, entity: str = "",
@@ -198,6 +223,8 @@ def fetch_columns(db: Database, sql: str, params=(),
     million rows fetched as Python tuples took twice as long, and read_sql_query then spends as
     long again turning their text into Arrow strings (docs/performance.md, "Scale").
     """
+    if getattr(db, "backend", "sqlite") != "sqlite":
+        return db.fetch_columns(sql, params, text)
     names = [d[0] for d in db.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description]
     quoted = ['"' + name.replace('"', '""') + '"' for name in names]
     arrays = list(db.execute(f"SELECT {', '.join(f'json_group_array({q})' for q in quoted)} FROM ({sql})",

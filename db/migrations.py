@@ -470,12 +470,21 @@ def applied(db: Database) -> list[int]:
     return [r[0] for r in db.execute("SELECT number FROM _migrations ORDER BY number")]
 
 
+def migrations_for(db) -> list[tuple[int, str, list[str]]]:
+    """The migrations of `db`'s backend: SQLite's numbered list, or PostgreSQL's (db/schema_pg.py)."""
+    if getattr(db, "backend", "sqlite") == "postgresql":
+        from db.schema_pg import PG_MIGRATIONS
+
+        return PG_MIGRATIONS
+    return MIGRATIONS
+
+
 def migrate(db: Database) -> list[int]:
     """Apply every pending migration in order; return the numbers applied by this call."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                "applied_at TEXT NOT NULL)")
     done_now = []
-    for number, name, statements in MIGRATIONS:
+    for number, name, statements in migrations_for(db):
         if number in applied(db):
             continue
         with transaction(db) as conn:

@@ -110,11 +110,10 @@ def checks_from_states(states: pd.DataFrame, reads_per_image: int | None = None)
 def load_measurements(db: sqlite_utils.Database) -> pd.DataFrame:
     """Return image_id, movement, status, rgas, anas (signed RgAs and AnAs) of every image measured
     with the current landmark and index versions."""
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT m.image_id, i.movement, m.status, m.rgas_signed AS rgas, m.anas_signed AS anas "
         "FROM measurements m JOIN images i ON i.id = m.image_id "
-        "WHERE m.landmark_version = ? AND m.index_version = ? ORDER BY m.image_id",
-        db.conn, params=[LANDMARK_VERSION, INDEX_VERSION])
+        "WHERE m.landmark_version = ? AND m.index_version = ? ORDER BY m.image_id", [LANDMARK_VERSION, INDEX_VERSION])
 
 
 def range_boxes(table: RangeTable | None) -> pd.DataFrame:
@@ -348,13 +347,13 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
 
 def list_runs(db: sqlite_utils.Database) -> pd.DataFrame:
     """Return the imported runs: name, arch, imported_at, n_predictions, n_matched, splits."""
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT r.name, r.arch, r.imported_at, r.n_predictions, "
         "(SELECT count(*) FROM model_predictions p JOIN images i ON i.sha256 = p.image_sha256 "
         " WHERE p.run_id = r.id) AS n_matched, "
         "(SELECT group_concat(split, ', ') FROM (SELECT DISTINCT split FROM model_predictions p "
-        " WHERE p.run_id = r.id ORDER BY split)) AS splits "
-        "FROM model_runs r ORDER BY r.id", db.conn)
+        " WHERE p.run_id = r.id ORDER BY split) s) AS splits "
+        "FROM model_runs r ORDER BY r.id")
 
 
 def prediction_splits(db: sqlite_utils.Database) -> list[str]:
@@ -369,14 +368,14 @@ def load_predictions(db: sqlite_utils.Database, split: str | None = "test") -> p
     subject of the image, else the run's hashed subject, else None), subject_hash, source, split,
     fold, movement, label, predicted, prob_*."""
     where = "WHERE p.split = ?" if split is not None else ""
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT r.name AS run, r.arch, p.image_sha256, coalesce(i.id, p.image_id) AS image_id, "
         "coalesce('project:' || i.subject_id, 'export:' || p.subject_hash) AS subject, p.subject_hash, "
         "coalesce(p.source, i.source) AS source, p.split, p.fold, "
         "coalesce(p.movement, i.movement) AS movement, p.label, p.predicted, "
         f"{', '.join('p.' + c for c in PROBABILITY_COLUMNS)} "
         "FROM model_predictions p JOIN model_runs r ON r.id = p.run_id LEFT JOIN images i ON i.sha256 = p.image_sha256 "
-        f"{where} ORDER BY r.id, p.row", db.conn, params=[split] if split is not None else None)
+        f"{where} ORDER BY r.id, p.row", [split] if split is not None else None)
 
 
 # ---- everything at once -----------------------------------------------------------------------
@@ -392,7 +391,7 @@ def data_version(db: sqlite_utils.Database) -> tuple:
         "(SELECT count(*) FROM measurements), (SELECT max(id) FROM images), (SELECT count(*) FROM images), "
         "(SELECT count(*) FROM range_tables), (SELECT max(id) FROM users), "
         "(SELECT group_concat(key || '=' || value, ';') FROM (SELECT key, value FROM settings "
-        "WHERE key <> 'export_subject_secret' ORDER BY key)), "  # the secret never enters a cache key
+        "WHERE key <> 'export_subject_secret' ORDER BY key) s), "  # the secret never enters a cache key
         "(SELECT max(id) FROM model_runs)").fetchone())
 
 
@@ -419,16 +418,13 @@ class AuditData:
                                **options)
 
 
-def _on_own_connection(db: sqlite_utils.Database, load):
-    """Return load(a connection of its own to db's file); load(db) for a database without a file."""
-    path = db.execute("PRAGMA database_list").fetchone()[2]
-    if not path:
-        return load(db)
-    own = connect(path)
+def _on_own_connection(db, load):
+    """Return load(db) run on a thread of its own: the database door gives that thread its own
+    connection, so the two loads run side by side."""
     try:
-        return load(own)
+        return load(db)
     finally:
-        own.conn.close()
+        db.close()  # that thread's connection: the thread ends with the load
 
 
 def load_audit_data(db: sqlite_utils.Database, split: str | None = "test") -> AuditData:
@@ -465,9 +461,9 @@ def load_audit(db: sqlite_utils.Database, split: str | None = "test", **options)
 
 def list_subjects(db: sqlite_utils.Database) -> pd.DataFrame:
     """Return code (pseudonymous), synthetic and n_images of every subject, by code."""
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT s.code, s.synthetic, count(i.id) AS n_images FROM subjects s LEFT JOIN images i ON i.subject_id = s.id "
-        "GROUP BY s.id ORDER BY s.code", db.conn)
+        "GROUP BY s.id ORDER BY s.code")
 
 
 def _subject_image_ids(db: sqlite_utils.Database, code: str) -> list[int]:
@@ -489,11 +485,10 @@ def subject_predictions(db: sqlite_utils.Database, code: str, run: str) -> pd.Da
     """Return run `run`'s prediction for each image of subject `code`: image_id, movement, split,
     predicted, label (one per image: the test split first, then val, then any other)."""
     cols = ["image_id", "movement", "split", "predicted", "label"]
-    frame = pd.read_sql_query(
+    frame = db.frame(
         "SELECT i.id AS image_id, i.movement, p.split, p.predicted, p.label FROM images i "
         "JOIN subjects s ON s.id = i.subject_id JOIN model_predictions p ON p.image_sha256 = i.sha256 "
-        "JOIN model_runs r ON r.id = p.run_id WHERE s.code = ? AND r.name = ? ORDER BY p.row", db.conn,
-        params=[code, run])
+        "JOIN model_runs r ON r.id = p.run_id WHERE s.code = ? AND r.name = ? ORDER BY p.row", [code, run])
     if not len(frame):
         return pd.DataFrame(columns=cols)
     frame["rank"] = frame["split"].map({"test": 0, "val": 1}).fillna(2)

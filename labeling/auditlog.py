@@ -31,7 +31,7 @@ def audit_events(db: sqlite_utils.Database, viewer: User, *, actor: str | None =
         params += [f"%{text}%", f"%{text}%"]
     sql = ("SELECT id, at, actor, action, entity, entity_id, detail FROM audit_log"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?")
-    return pd.read_sql_query(sql, db.conn, params=[*params, int(limit)])
+    return db.frame(sql, [*params, int(limit)])
 
 
 def audit_facets(db: sqlite_utils.Database, viewer: User) -> tuple[list[str], list[str]]:

@@ -82,7 +82,7 @@ def unlock(db: Database, name: str, actor: Actor) -> None:
     key = (name or "").strip().lower()
     with transaction(db) as conn:
         who = authorize(conn, actor, "users.manage")
-        if not conn.execute("SELECT 1 FROM users WHERE name = ?", (key,)).fetchone():
+        if not conn.execute("SELECT 1 FROM users WHERE lower(name) = lower(?)", (key,)).fetchone():
             raise UserError(f"no user named {name!r}")
         audit(conn, who, "login.unlocked", "login", key)
 

@@ -5,9 +5,10 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 
-from db.access import data_dir, open_project
+from db.access import data_dir, image_store, open_project
 
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE = 0, 1, 2
 
@@ -83,7 +84,7 @@ def cmd_import(args) -> int:
         return EXIT_UNUSABLE
     db = open_project()
     try:
-        report = import_folder(db, data_dir(), args.images, args.manifest, actor=_actor(db, args),
+        report = import_folder(db, image_store(), args.images, args.manifest, actor=_actor(db, args),
                                progress=None if args.json else _progress_bar("importing"))
     except ManifestError as exc:
         print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
@@ -97,14 +98,14 @@ def cmd_demo(args) -> int:
 
     db = open_project()
     actor = _actor(db, args)
-    res = load_demo(db, data_dir(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
+    res = load_demo(db, image_store(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
                     actor=actor, progress=_progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
     if args.final:
         from labeling.demo import carry_to_final
         from labeling.workflow import state_counts
 
-        done = carry_to_final(db, data_dir(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
+        done = carry_to_final(db, image_store(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
                               seed=args.seed, actor=actor)
         c2 = ", ".join(f"{v} {k}" for k, v in sorted(done["check2"].items())) or "no result"
         print(f"SYNTHETIC demo carried on: {done['reads']} simulated read(s), {done['measured']} image(s) measured, "
@@ -130,7 +131,7 @@ def cmd_export(args) -> int:
     db = open_project()
     actor = _actor(db, args)
     try:
-        res = export_dataset(db, data_dir(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
+        res = export_dataset(db, image_store(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
                              actor=actor, progress=_progress_bar("exporting"), workers=args.workers,
                              every_class_in_train=args.every_class_in_train)
     except ExportError as exc:
@@ -191,6 +192,31 @@ def cmd_users(args) -> int:
     return EXIT_OK
 
 
+def cmd_db(args) -> int:
+    from db.access import database_url
+    from db.copy import CopyError, copy_to_postgres
+
+    if args.action == "where":
+        url = database_url()
+        print(f"PostgreSQL at {re.sub(r'//[^@/]*@', '//***@', url)}" if url else f"SQLite file in {data_dir()}")
+        print(f"photos and exports in {image_store()}")
+        return EXIT_OK
+    if not args.to:
+        raise CommandError("db copy needs --to postgresql://...")
+    if database_url():
+        raise CommandError("this project is on PostgreSQL already: unset FNP_DATABASE_URL to copy the SQLite file")
+    try:
+        report = copy_to_postgres(open_project(), args.to)
+    except CopyError as exc:
+        raise CommandError(str(exc)) from None
+    for table, (rows, digest) in report.tables.items():
+        print(f"{table:22} {rows:>10,}  sha256 {digest[:16]}")
+    print(report.summary())
+    print(f"next: set FNP_DATABASE_URL to that URL for every server; photos stay in {image_store()} "
+          "(FNP_IMAGE_STORE)")
+    return EXIT_OK
+
+
 def cmd_settings(args) -> int:
     from labeling import settings
 
@@ -217,7 +243,7 @@ def cmd_measure(args) -> int:
 
     db = open_project()
     actor = _actor(db, args)
-    counts = measure_pending(db, data_dir(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
+    counts = measure_pending(db, image_store(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
     print(sentence(measured_sentence(counts)))
     print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
@@ -396,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     sett.add_argument("value", nargs="?")
     sett.add_argument("--yes", action="store_true", help="apply the change (without it: only say what it would do)")
     sett.set_defaults(func=cmd_settings)
+    dbc = sub.add_parser("db", help="where the project's database is; copy an SQLite project to PostgreSQL")
+    dbc.add_argument("action", choices=["where", "copy"])
+    dbc.add_argument("--to", metavar="URL", help="copy: an empty PostgreSQL database, postgresql://user@host/name")
+    dbc.set_defaults(func=cmd_db)
     for command in (imp, demo, exp, meas, rng, ipred, users, sett):
         command.add_argument("--as-user", metavar="NAME", help="act as this user (their roles are checked); default: "
                              "the shell itself, recorded as system:<command> (<os user>) in the audit log")

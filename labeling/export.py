@@ -581,8 +581,8 @@ def export_plan(db: sqlite_utils.Database) -> ExportPlan:
     if fl.empty:
         raise ExportError("no image has a final label yet, so there is nothing to export "
                           f"({len(st)} image(s): {', '.join(f'{n} {s}' for s, n in sorted(states.items())) or 'none'})")
-    info = pd.read_sql_query("SELECT i.id AS image_id, i.sha256, i.movement, i.source, i.mirrored, i.synthetic, "
-                             "i.stored_path, s.code FROM images i JOIN subjects s ON s.id = i.subject_id", db.conn)
+    info = db.frame("SELECT i.id AS image_id, i.sha256, i.movement, i.source, i.mirrored, i.synthetic, "
+                             "i.stored_path, s.code FROM images i JOIN subjects s ON s.id = i.subject_id")
     frame = fl.merge(info, on="image_id").sort_values("sha256").reset_index(drop=True)
     secret = subject_secret(db)
     left_out = _not_final(states)

@@ -77,15 +77,15 @@ def ensure_slots(db: Database) -> int:
 
 
 def _ensure_slots(conn: sqlite3.Connection) -> int:
-    before = conn.total_changes
+    added = 0
     top = conn.execute("SELECT coalesce(max(reads_required), 0) FROM images").fetchone()[0]
     for slot in range(1, top + 1):
         # Images that lost open slots to a lowered requirement are not topped up again: only
         # images with fewer slots (filled or open) than they need get new ones.
-        conn.execute("INSERT OR IGNORE INTO read_slots (image_id, slot) SELECT i.id, ? FROM images i "
-                     "WHERE i.reads_required >= ? AND (SELECT count(*) FROM read_slots s WHERE s.image_id = i.id) < "
-                     "i.reads_required", (slot, slot))
-    return conn.total_changes - before
+        added += conn.execute("INSERT OR IGNORE INTO read_slots (image_id, slot) SELECT i.id, ? FROM images i "
+                              "WHERE i.reads_required >= ? AND (SELECT count(*) FROM read_slots s WHERE "
+                              "s.image_id = i.id) < i.reads_required", (slot, slot)).rowcount
+    return added
 
 
 _HELD = ("SELECT image_id, slot, claimed_at, lease_expires FROM read_slots WHERE reader_id = ? AND read_id IS NULL "
@@ -99,8 +99,8 @@ def _qc_claim(row) -> Claim:
 
 def _made(conn, reader: User) -> int:
     """How many reads, undos and QC answers the reader has made: what seeds their next draws."""
-    return conn.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = ?1) + "
-                        "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1)", (reader.id,)).fetchone()[0]
+    return conn.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = :me) + "
+                        "(SELECT count(*) FROM qc_answers WHERE reader_id = :me)", {"me": reader.id}).fetchone()[0]
 
 
 def current_claim(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
@@ -152,7 +152,7 @@ _ELIGIBLE = """SELECT s.image_id, s.slot FROM read_slots s JOIN images i ON i.id
       AND (s.lease_expires IS NULL OR s.lease_expires <= :now)
       AND (s.reserved_for IS NULL OR s.reserved_for = :me)
       AND (s.available_at IS NULL OR s.available_at <= :now)
-      AND (CASE WHEN :intra THEN (s.slot = 1 OR s.reserved_for = :me)
+      AND (CASE WHEN :intra = 1 THEN (s.slot = 1 OR s.reserved_for = :me)
            ELSE NOT EXISTS (SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.slot <> s.slot
                             AND o.reader_id = :me AND (o.read_id IS NOT NULL OR o.lease_expires > :now)) END)
       AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = s.image_id)
@@ -172,10 +172,10 @@ def _last_subject(conn: sqlite3.Connection, reader: User) -> int | None:
     """The subject of the last image the reader answered (a read or a quality-control item)."""
     row = conn.execute(
         "SELECT subject_id FROM (SELECT i.subject_id, r.submitted_at FROM (SELECT image_id, submitted_at FROM reads "
-        "WHERE reader_id = ?1 AND kind = 'read' ORDER BY id DESC LIMIT 1) r JOIN images i ON i.id = r.image_id "
+        "WHERE reader_id = :me AND kind = 'read' ORDER BY id DESC LIMIT 1) r JOIN images i ON i.id = r.image_id "
         "UNION ALL SELECT i.subject_id, a.submitted_at FROM (SELECT qc_item_id, submitted_at FROM qc_answers "
-        "WHERE reader_id = ?1 AND kind = 'answer' ORDER BY id DESC LIMIT 1) a JOIN qc_items q ON q.id = a.qc_item_id "
-        "JOIN images i ON i.id = q.image_id) ORDER BY submitted_at DESC LIMIT 1", (reader.id,)).fetchone()
+        "WHERE reader_id = :me AND kind = 'answer' ORDER BY id DESC LIMIT 1) a JOIN qc_items q ON q.id = a.qc_item_id "
+        "JOIN images i ON i.id = q.image_id) latest ORDER BY submitted_at DESC LIMIT 1", {"me": reader.id}).fetchone()
     return row[0] if row else None
 
 
@@ -341,11 +341,11 @@ def reader_progress(db: Database, reader: User, remaining: bool = True) -> dict[
     open slots) how many images remain open to them."""
     # Every undo supersedes one of the same reader's reads: their reads minus their undos, counted
     # from the (reader_id, kind) index alone.
-    done = db.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'read') - "
-                      "(SELECT count(*) FROM reads WHERE reader_id = ?1 AND kind = 'undo') + "
-                      "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1 AND kind = 'answer') - "
-                      "(SELECT count(*) FROM qc_answers WHERE reader_id = ?1 AND kind = 'undo')",
-                      [reader.id]).fetchone()[0]
+    done = db.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = :me AND kind = 'read') - "
+                      "(SELECT count(*) FROM reads WHERE reader_id = :me AND kind = 'undo') + "
+                      "(SELECT count(*) FROM qc_answers WHERE reader_id = :me AND kind = 'answer') - "
+                      "(SELECT count(*) FROM qc_answers WHERE reader_id = :me AND kind = 'undo')",
+                      {"me": reader.id}).fetchone()[0]
     if not remaining:
         return {"done": done}
     intra = settings.get(db, "read_mode") == "intra"

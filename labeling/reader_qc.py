@@ -218,21 +218,21 @@ def load_qc(db: Database) -> QCData:
     """Read every effective QC answer with what it is scored against, and the reads with finals."""
     from labeling.workflow import image_states
 
-    ans = pd.read_sql_query(
+    ans = db.frame(
         "SELECT u.name AS reader, q.kind, q.image_id, i.subject_id AS subject, a.label AS answer, a.submitted_at, "
         "(SELECT r.label FROM effective_reads r WHERE r.image_id = q.image_id AND r.reader_id = q.reader_id "
         " ORDER BY r.id LIMIT 1) AS own_read "
         "FROM effective_qc_answers a JOIN qc_items q ON q.id = a.qc_item_id JOIN users u ON u.id = a.reader_id "
-        "JOIN images i ON i.id = q.image_id ORDER BY a.id", db.conn)
+        "JOIN images i ON i.id = q.image_id ORDER BY a.id")
     states = image_states(db)
     finals = dict(zip(states.image_id, states.final_label))
     expected = [mirror_label(own) if kind == "mirror" and isinstance(own, str) else
                 finals.get(img) if kind == "gold" else None
                 for kind, img, own in zip(ans.kind, ans.image_id, ans.own_read)]
     ans = ans.assign(expected=expected).drop(columns=["own_read"])
-    reads = pd.read_sql_query("SELECT u.name AS reader, r.image_id, i.subject_id AS subject, r.label, r.submitted_at "
+    reads = db.frame("SELECT u.name AS reader, r.image_id, i.subject_id AS subject, r.label, r.submitted_at "
                               "FROM effective_reads r JOIN users u ON u.id = r.reader_id JOIN images i ON "
-                              "i.id = r.image_id ORDER BY r.id", db.conn)
+                              "i.id = r.image_id ORDER BY r.id")
     reads = reads.assign(final=reads.image_id.map(finals))
     return QCData(ans, reads)
 

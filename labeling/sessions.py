@@ -117,7 +117,7 @@ def sso_session(db: Database, email: str) -> Session | None:
     """The sign-in of a person the hospital's single sign-on vouches for: the active account named
     by their e-mail (compared case-insensitively), or None when they have none. An admin creates
     that account, with its roles, under the e-mail as user name; no password is ever used."""
-    row = db.execute("SELECT id, name, roles, active FROM users WHERE name = ?", [email.strip()]).fetchone()
+    row = db.execute("SELECT id, name, roles, active FROM users WHERE lower(name) = lower(?)", [email.strip()]).fetchone()
     if row is None or not row[3]:
         return None
     return Session(None, User(row[0], row[1], frozenset(r for r in row[2].split(",") if r), True), "", "")

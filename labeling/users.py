@@ -73,7 +73,7 @@ def add_user(db: Database, name: str, password: str | None, roles, actor: Actor)
     hashed = _hasher.hash(password if password is not None else secrets.token_urlsafe(32))
     with transaction(db) as conn:
         who = authorize(conn, actor, "users.manage")
-        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        if conn.execute("SELECT 1 FROM users WHERE lower(name) = lower(?)", (name,)).fetchone():
             raise UserError(f"a user named {name!r} already exists")
         uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
                            (name, hashed, ",".join(roles), now())).lastrowid
@@ -94,7 +94,7 @@ def create_first_admin(db: Database, name: str, password: str, extra_roles=()) -
     with transaction(db) as conn:
         if conn.execute("SELECT 1 FROM users WHERE active = 1 AND ',' || roles || ',' LIKE '%,admin,%'").fetchone():
             raise UserError("set-up is already done: sign in instead")
-        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+        if conn.execute("SELECT 1 FROM users WHERE lower(name) = lower(?)", (name,)).fetchone():
             raise UserError(f"a user named {name!r} already exists")
         uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
                            (name, hashed, ",".join(roles), now())).lastrowid
@@ -104,7 +104,7 @@ def create_first_admin(db: Database, name: str, password: str, extra_roles=()) -
 
 def get_user(db: Database, name: str) -> User | None:
     """Return the user called `name` (case-insensitive), or None."""
-    row = db.execute("SELECT id, name, roles, active FROM users WHERE name = ?", [(name or "").strip()]).fetchone()
+    row = db.execute("SELECT id, name, roles, active FROM users WHERE lower(name) = lower(?)", [(name or "").strip()]).fetchone()
     return _row_to_user(row) if row else None
 
 
@@ -134,7 +134,7 @@ def has_admin(db: Database) -> bool:
 
 def check_password(db: Database, name: str, password: str) -> User | None:
     """Return the active user when `password` is theirs, else None (same cost either way)."""
-    row = db.execute("SELECT id, name, roles, active, password_hash FROM users WHERE name = ?",
+    row = db.execute("SELECT id, name, roles, active, password_hash FROM users WHERE lower(name) = lower(?)",
                      [(name or "").strip()]).fetchone()
     stored = row[4] if row else _dummy_hash()
     try:
@@ -145,7 +145,7 @@ def check_password(db: Database, name: str, password: str) -> User | None:
 
 
 def _target(conn, name: str) -> User:
-    row = conn.execute("SELECT id, name, roles, active FROM users WHERE name = ?", ((name or "").strip(),)).fetchone()
+    row = conn.execute("SELECT id, name, roles, active FROM users WHERE lower(name) = lower(?)", ((name or "").strip(),)).fetchone()
     if row is None:
         raise UserError(f"no user named {name!r}")
     return _row_to_user(row)

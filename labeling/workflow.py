@@ -123,9 +123,9 @@ def final_labels(db: Database) -> pd.DataFrame:
 
 
 def _current_measurements(db: Database) -> pd.DataFrame:
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT m.image_id, m.status, m.rgas_signed, m.anas_signed FROM measurements m "
-        "WHERE m.landmark_version = ? AND m.index_version = ?", db.conn, params=[LANDMARK_VERSION, INDEX_VERSION])
+        "WHERE m.landmark_version = ? AND m.index_version = ?", [LANDMARK_VERSION, INDEX_VERSION])
 
 
 def learn_and_store_ranges(db: Database, actor: Actor) -> RangeTable:
@@ -147,8 +147,13 @@ def learn_and_store_ranges(db: Database, actor: Actor) -> RangeTable:
         who = authorize(conn, actor, "ranges.learn")
         exists = conn.execute("SELECT 1 FROM range_tables WHERE version = ?", (table.version,)).fetchone()
         if not exists:
+            # Each table strictly newer than the last (the newest is the one applied, on any backend).
+            last = conn.execute("SELECT max(created_at) FROM range_tables").fetchone()[0]
+            at = now()
+            if last and at <= last:
+                at = (dt.datetime.fromisoformat(last) + dt.timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
             conn.execute("INSERT INTO range_tables (version, created_at, actor, params, table_json) VALUES (?,?,?,?,?)",
-                         (table.version, now(), who, json.dumps(params), table.to_json()))
+                         (table.version, at, who, json.dumps(params), table.to_json()))
             audit(conn, who, "ranges.learned", "range_table", table.version, images=len(rows))
     return table
 
@@ -161,7 +166,7 @@ def latest_ranges(db: Database) -> RangeTable | None:
     versions, or None before any was. A table learned on an older formula is never applied to
     indices of a newer one: check 2 waits until the ranges are learned again (`ranges_stale`)."""
     row = db.execute(f"SELECT table_json FROM range_tables WHERE {_CURRENT_RANGES} "
-                     "ORDER BY created_at DESC, rowid DESC LIMIT 1", [LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+                     "ORDER BY created_at DESC LIMIT 1", [LANDMARK_VERSION, INDEX_VERSION]).fetchone()
     return RangeTable.from_json(row[0]) if row else None
 
 
@@ -408,7 +413,7 @@ def movement_points(db: Database, movement: str) -> pd.DataFrame:
 
 def reader_summary(db: Database) -> pd.DataFrame:
     """Return per reader: effective reads, cannot-grade count and median seconds per read (no labels)."""
-    return pd.read_sql_query(
+    return db.frame(
         "SELECT u.name AS reader, count(*) AS reads, sum(r.cannot_grade IS NOT NULL) AS cannot_grade, "
         "round(avg(r.duration_ms) / 1000.0, 1) AS mean_seconds, max(r.submitted_at) AS last_read "
-        "FROM effective_reads r JOIN users u ON u.id = r.reader_id GROUP BY u.name ORDER BY u.name", db.conn)
+        "FROM effective_reads r JOIN users u ON u.id = r.reader_id GROUP BY u.name ORDER BY u.name")

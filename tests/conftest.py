@@ -30,12 +30,43 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL cluster for the whole session (tests/postgres.py)."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def db(data_dir):
-    """A migrated project database in the temporary data folder."""
+def db(request, data_dir, monkeypatch):
+    """A migrated project database: SQLite in the temporary data folder, or, for tests marked
+    `both_backends` (run once on each), a fresh PostgreSQL database that $FNP_DATABASE_URL names
+    for the code, the command line and any server the test starts."""
+    backend = getattr(request, "param", "sqlite")
+    name = None
+    if backend == "postgresql":
+        cluster = request.getfixturevalue("postgres_cluster")
+        name, url = cluster.create()
+        monkeypatch.setenv("FNP_DATABASE_URL", url)
     database = open_project(data_dir)
     yield database
     database.close()
+    if name:
+        from ui.common import _databases  # a page run in this process may hold one too
+
+        for other in list(_databases.values()):
+            other.close()
+        _databases.clear()
+        cluster.drop(name)
+
+
+def pytest_generate_tests(metafunc):
+    """Tests marked `both_backends` run on SQLite and on PostgreSQL."""
+    if "db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from labeling.permissions import PermissionDenied
 from labeling.queue import claim_next, ensure_slots
 from tests.conftest import SHELL
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 @pytest.fixture
 def team(db):

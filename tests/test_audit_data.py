@@ -22,6 +22,7 @@ from labeling import audit_data as ad
 from labeling.cli import main
 from tests.conftest import SHELL
 
+
 PROBS = [f"prob_{c}" for c in CLASSES]
 
 

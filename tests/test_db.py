@@ -1,10 +1,14 @@
-"""The store: migrations, connection settings and append-only tables enforced by SQLite itself."""
+"""The store: migrations, connection settings and append-only tables enforced by the database
+itself (SQLite's triggers, PostgreSQL's), whoever connects."""
 import sqlite3
 
+import psycopg
 import pytest
 
 from db.access import audit, connect, database_path, open_project, transaction
 from db.migrations import MIGRATIONS, applied, migrate
+
+REFUSED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError, psycopg.errors.RaiseException)
 
 
 def test_migrations_from_empty_then_reapplied_are_a_no_op(data_dir):
@@ -34,37 +38,43 @@ def _seed_read(db):
         audit(conn, "tester", "test.event")
 
 
+def _raw(db):
+    """A connection that knows nothing of our code (sqlite3 on the file, psycopg on the URL)."""
+    if db.backend == "postgresql":
+        return psycopg.connect(db.url, autocommit=True)
+    return sqlite3.connect(db.path, isolation_level=None)
+
+
+@pytest.mark.both_backends
 @pytest.mark.parametrize("table", ["reads", "adjudications", "audit_log"])
 def test_append_only_tables_refuse_update_and_delete(db, table):
     _seed_read(db)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        db.execute(f"UPDATE {table} SET id = id WHERE 1")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+    with pytest.raises(REFUSED, match="append-only"):
+        db.execute(f"UPDATE {table} SET id = id WHERE 1 = 1")
+    with pytest.raises(REFUSED, match="append-only"):
         db.execute(f"DELETE FROM {table}")
     assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] >= 1
-    # A raw connection that knows nothing of our code is refused too.
-    raw = sqlite3.connect(database_path(db_path_folder(db)))
-    with pytest.raises(sqlite3.IntegrityError):
+    raw = _raw(db)  # a raw connection that knows nothing of our code is refused too
+    with pytest.raises(REFUSED):
         raw.execute(f"DELETE FROM {table}")
+    if db.backend == "postgresql":
+        with pytest.raises(REFUSED):
+            raw.execute(f"TRUNCATE {table} CASCADE")
     raw.close()
 
 
-def db_path_folder(db):
-    from pathlib import Path
-
-    return Path(db.execute("PRAGMA database_list").fetchone()[2]).parent
-
-
+@pytest.mark.both_backends
 def test_reads_check_constraints(db):
     _seed_read(db)
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(REFUSED):
         db.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (1, 1, 'X9', 'now')")
-    with pytest.raises(sqlite3.IntegrityError):  # neither a label nor a reason
+    with pytest.raises(REFUSED):  # neither a label nor a reason
         db.execute("INSERT INTO reads (image_id, reader_id, submitted_at) VALUES (1, 1, 'now')")
-    with pytest.raises(sqlite3.IntegrityError):  # foreign key
+    with pytest.raises(REFUSED):  # foreign key
         db.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (99, 1, 'N', 'now')")
 
 
+@pytest.mark.both_backends
 def test_transaction_rolls_back_on_error(db):
     with pytest.raises(RuntimeError):
         with transaction(db) as conn:

@@ -13,6 +13,8 @@ from labeling.users import add_user
 from labeling.workflow import WorkflowError, adjudicate, image_states, undo_last_adjudication
 from tests.conftest import SHELL
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
 MS = dt.timedelta(milliseconds=1)
 

@@ -19,6 +19,8 @@ from labeling.users import add_user
 from tests.conftest import SHELL, ROOT, face_variants, jpeg_bytes, photo_folder, write_manifest
 from tests.corpus import build_corpus
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def _issues_by_file(report):
     out = {}

@@ -13,6 +13,8 @@ from labeling.demo import load_demo
 from labeling.synthetic import make_image
 from tests.conftest import SHELL, ROOT, jpeg_bytes
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 
 def test_statuses_for_no_face_two_faces_and_unreadable(astronaut):
     blank = jpeg_bytes(np.full((400, 400, 3), 128, np.uint8))

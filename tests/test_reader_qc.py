@@ -15,6 +15,8 @@ from labeling.users import add_user
 from labeling.workflow import image_states
 from tests.conftest import SHELL, read_image
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
 
 

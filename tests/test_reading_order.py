@@ -1,5 +1,6 @@
 """Reading order: each reader's queue interleaves subjects and movements at random, seeded per
 reader, and never shows one subject twice in a row while another is available."""
+import pytest
 import datetime as dt
 import uuid
 
@@ -7,6 +8,8 @@ from db.access import transaction
 from labeling.queue import claim_next, ensure_slots, submit_choice
 from labeling.users import add_user
 from tests.conftest import SHELL
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
 
 T0 = dt.datetime(2026, 5, 4, 9, 0, tzinfo=dt.timezone.utc)
 

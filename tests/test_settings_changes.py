@@ -13,6 +13,8 @@ from labeling.users import add_user
 from labeling.workflow import adjudicate, image_states
 from tests.conftest import SHELL, read_image
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 T0 = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.timezone.utc)
 
 

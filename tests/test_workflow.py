@@ -19,6 +19,8 @@ from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adj
                                learn_and_store_ranges, run_check2, state_counts)
 from tests.conftest import SHELL, read_image
 
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
+
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone.utc)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.access import data_dir
+from db.access import image_store
 from db.migrations import CLASSES
 from labeling.export import (SPLITS, ExportError, correct_crop, crop_preview, export_dataset, export_plan,
                              list_exports, missing_from_splits, missing_sentence, present_classes, readiness,
@@ -46,7 +46,7 @@ def _export_form(user, db) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"{what.capitalize()}: {done} of {total}")
 
     try:
-        res = export_dataset(db, data_dir(), name, seed=int(seed), actor=user, progress=progress,
+        res = export_dataset(db, image_store(), name, seed=int(seed), actor=user, progress=progress,
                              every_class_in_train=bool(every))
     except (ExportError, PermissionDenied) as exc:
         bar.empty()
@@ -143,7 +143,7 @@ def _use_seed(seed: int) -> None:
 def _download(name: str, where: str) -> None:
     """A link that downloads the finished export `name` as one zip (served by ui/web.py's route)."""
     try:
-        size = export_zip(finished_export(data_dir(), name)).size
+        size = export_zip(finished_export(image_store(), name)).size
     except (ExportError, OSError) as exc:
         st.error(f"The export {name} cannot be offered for download: {exc}")
         return
@@ -169,7 +169,7 @@ def _last_export() -> None:
 
 
 def _exports_list() -> None:
-    done = list_exports(data_dir())
+    done = list_exports(image_store())
     if done.empty:
         return
     st.subheader("Exports")
@@ -194,7 +194,7 @@ def _crop_review(user, db) -> None:
         return
     labels = {r.image_id: f"image {r.image_id} · {r.movement} · {r.label} · crop: {r.crop}" for r in cands.itertuples()}
     image_id = st.selectbox("Image", list(labels), format_func=labels.get, key="crop_image")
-    prev = crop_preview(db, data_dir(), int(image_id))
+    prev = crop_preview(db, image_store(), int(image_id))
     w, h = prev.size
     box = prev.box.box or (0.0, 0.0, float(min(w, h)), float(min(w, h)))
     cols = st.columns(2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.access import data_dir
+from db.access import image_store
 from labeling.permissions import allowed
 from labeling.status import project_summary
 from ui.common import NOTICE, database, guard
@@ -19,7 +19,7 @@ def _load_demo(user) -> None:
     def progress(done, total, what):
         bar.progress(done / max(total, 1), text=f"{what.capitalize()}: {done} of {total}")
 
-    res = load_demo(database(), data_dir(), subjects=st.session_state.get("demo_subjects", 14),
+    res = load_demo(database(), image_store(), subjects=st.session_state.get("demo_subjects", 14),
                     simulate_readers=None, actor=user, progress=progress)
     bar.empty()
     st.success(f"SYNTHETIC demo loaded: {res.report.summary()}.")

@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 from asymmetry.imaging import decode_image
-from db.access import data_dir
+from db.access import image_store
 
 MOVEMENT_NAMES = {"MV0": "At rest", "MV1": "Eyes closed", "MV2": "Eyebrows raised", "MV3": "Cheeks puffed",
                   "MV4": "Grinning", "MV5": "Nose wrinkled", "MV6": "Whistling"}
@@ -14,7 +14,7 @@ MOVEMENT_NAMES = {"MV0": "At rest", "MV1": "Eyes closed", "MV2": "Eyebrows raise
 @st.cache_data(max_entries=64, show_spinner=False)
 def stored_rgb(stored_path: str, max_side: int = 1400) -> np.ndarray | None:
     """Return the stored original as RGB (EXIF honoured), at most `max_side` pixels; None if unreadable."""
-    d = decode_image(data_dir() / stored_path, max_side=max_side)
+    d = decode_image(image_store() / stored_path, max_side=max_side)
     return d.rgb if d.ok else None
 
 
@@ -39,5 +39,5 @@ def stored_data_url(stored_path: str, max_side: int = 1100, flipped: bool = Fals
 @st.cache_data(max_entries=512, show_spinner=False)
 def stored_thumb(stored_path: str, side: int = 160) -> np.ndarray | None:
     """Return a small RGB copy of the stored original (decoded small: JPEG draft mode); None if unreadable."""
-    d = decode_image(data_dir() / stored_path, max_side=side)
+    d = decode_image(image_store() / stored_path, max_side=side)
     return d.rgb if d.ok else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from db.access import data_dir
+from db.access import image_store
 from labeling.csvsafe import to_csv_bytes
 from labeling.importer import import_uploaded, read_zip
 from labeling.manifest import OPTIONAL, REQUIRED, ManifestError
@@ -51,7 +51,7 @@ def import_page() -> None:
                     files[f.name] = data
             bar = st.progress(0.0, text="Importing…")
             try:
-                report = import_uploaded(db, data_dir(), manifest.getvalue(), manifest.name, files, issues=issues,
+                report = import_uploaded(db, image_store(), manifest.getvalue(), manifest.name, files, issues=issues,
                                          actor=user,
                                          progress=lambda d, t, _: bar.progress(d / max(t, 1), text=f"Importing {d} of {t}"))
             except ManifestError as exc:

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from db.access import data_dir
+from db.access import image_store
 from labeling.permissions import allowed, require
 from labeling.queue import reader_progress
 from labeling.workflow import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
@@ -23,7 +23,7 @@ def _measure(user) -> None:
 
     require(user, "measure")
     bar = st.progress(0.0, text="Measuring…")
-    counts = measure_pending(database(), data_dir(), progress=lambda d, t, _: bar.progress(d / max(t, 1),
+    counts = measure_pending(database(), image_store(), progress=lambda d, t, _: bar.progress(d / max(t, 1),
                                                                                          text=f"Measuring {d} of {t}"),
                              actor=user)
     bar.empty()

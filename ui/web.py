@@ -232,7 +232,7 @@ async def export_download(request: Request) -> Response:
     """GET: the finished export NAME as a zip, streamed from its folder, for a signed-in user allowed
     to export (the session and the role are checked here, on the server, and the download is
     logged in the audit log). Refused with a page saying why otherwise."""
-    from db.access import data_dir
+    from db.access import image_store
     from labeling.export import ExportError
     from labeling.export_download import download_export
     from labeling.permissions import PermissionDenied
@@ -249,7 +249,7 @@ async def export_download(request: Request) -> Response:
         if session is None:
             return None, None
         try:
-            return download_export(db, data_dir(), name, actor=session.user), None
+            return download_export(db, image_store(), name, actor=session.user), None
         except PermissionDenied:
             return None, ("Only a coordinator may download exports.", 403)
         except ExportError as exc:
