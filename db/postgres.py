@@ -139,6 +139,8 @@ class Cursor:
 class Connection:
     """One thread's psycopg connection, spoken to in SQLite's SQL (translated)."""
 
+    backend = "postgresql"
+
     def __init__(self, raw):
         self.raw = raw
         self.in_transaction = False

@@ -184,9 +184,12 @@ def _next_slot(conn: sqlite3.Connection, reader: User, t: dt.datetime, intra: bo
     """The reader's next open slot in their reading order, avoiding the subject they answered last
     while the queue holds another subject."""
     params = {"now": _ts(t), "me": reader.id, "intra": int(intra), "start": reading_start(reader.id, made)}
+    # On PostgreSQL the chosen slot is locked too, and a slot another transaction holds is passed
+    # over (writes are serialised already: see db/postgres.py; this keeps the claim right without it).
+    lock = " FOR UPDATE OF s SKIP LOCKED" if getattr(conn, "backend", "sqlite") == "postgresql" else ""
     for avoid in ((last,) if last is not None else ()) + (None,):
         for side in (">=", "<"):  # from the start to the end of the order, then from its beginning
-            row = conn.execute(_ELIGIBLE.format(side=side), {**params, "avoid": avoid}).fetchone()
+            row = conn.execute(_ELIGIBLE.format(side=side) + lock, {**params, "avoid": avoid}).fetchone()
             if row:
                 return row
     return None
