@@ -226,6 +226,8 @@ def train_single(
         if epochs_done:
             restore_checkpoint(model, run_dir)
     pad = placement.pad_to
+    if config.batch_size % pad or config.val_batch_size % pad:
+        say(f"note: batches do not split evenly over {pad} devices; each is padded with zero-weight copies to a multiple of {pad}")
     train_data = make_dataset(parts["train"], config.image_size, config.batch_size, True, config.seed + epochs_done, config.augment, pad_to=pad)
     val_data = make_dataset(parts["val"], config.image_size, config.val_batch_size, False, pad_to=pad) if len(parts["val"]) else None
 
