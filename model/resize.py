@@ -65,12 +65,15 @@ def resize_axis(image: np.ndarray, out_size: int, axis: int, antialias: bool = T
     if in_size == out_size:
         return image
     indices, weights = resize_taps(in_size, out_size, antialias)
-    moved = np.moveaxis(image, axis, 0)
-    out = np.zeros((out_size, *moved.shape[1:]), np.float32)
-    shape = (out_size,) + (1,) * (moved.ndim - 1)
-    for tap in range(indices.shape[1]):
-        out += moved[indices[:, tap]] * weights[:, tap].reshape(shape)
-    return np.moveaxis(out, 0, axis)
+    shape = [1] * image.ndim
+    shape[axis] = out_size
+    out = np.take(image, indices[:, 0], axis=axis)
+    out *= weights[:, 0].reshape(shape)
+    for tap in range(1, indices.shape[1]):
+        part = np.take(image, indices[:, tap], axis=axis)
+        part *= weights[:, tap].reshape(shape)
+        out += part
+    return out
 
 
 def resize(image: np.ndarray, size: tuple[int, int], antialias: bool = True) -> np.ndarray:
