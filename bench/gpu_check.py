@@ -21,6 +21,9 @@ or shadowed. docs/model.md ("The GPU check") says how to prepare the wheels and 
     python3 bench/gpu_check.py --smoke      # a tiny run on the CPU: the mechanics, not the figures
 
 Everything before `run_check` uses the standard library only, so it runs before anything is installed.
+The GPU is used only by child processes, one at a time (the speed phase, then each `python -m model`
+command), so no process holds GPU memory that another needs (JAX and TensorFlow reserve most of it
+when they start using a GPU; PyTorch keeps what it used until it exits).
 """
 from __future__ import annotations
 
@@ -63,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, help="folder for the synthetic export and the run (default: a temporary one, removed)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, CPU allowed: checks the mechanics only")
     parser.add_argument("--install-only", action="store_true", help="install what is missing, then stop")
+    parser.add_argument("--phase", choices=("speed",), help=argparse.SUPPRESS)  # run in a child process
+    parser.add_argument("--export", type=Path, help=argparse.SUPPRESS)  # the speed phase's synthetic export
     return parser.parse_args(argv)
 
 
@@ -138,25 +143,25 @@ def ensure_packages(args: argparse.Namespace) -> None:
                  "virtual environment (python3 -m venv --system-site-packages venv) so that Keras 3 comes from the wheels")
 
 
+PROBE = {
+    "jax": "import jax; print(any(d.platform in ('gpu', 'cuda', 'rocm') for d in jax.devices()))",
+    "torch": "import torch; print(torch.cuda.is_available())",
+    "tensorflow": "import tensorflow as tf; print(bool(tf.config.list_physical_devices('GPU')))",
+}
+
+
 def framework_sees_gpu(name: str) -> bool:
-    """Returns True when the framework `name` is installed and sees a GPU (imports it)."""
+    """Returns True when the framework `name` is installed and sees a GPU (asked in a child
+    process, so this one never takes GPU memory)."""
     if importlib.util.find_spec(name) is None:
         return False
-    try:
-        if name == "jax":
-            import jax
-
-            return any(d.platform in ("gpu", "cuda", "rocm") for d in jax.devices())
-        if name == "torch":
-            import torch
-
-            return torch.cuda.is_available()
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    except Exception as error:  # a broken CUDA set-up shows up here in many shapes; say it and go on
-        print(f"note: {name} is installed but cannot use a GPU: {str(error).splitlines()[0][:200]}", flush=True)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", PROBE[name]], capture_output=True, text=True, env=env, timeout=300)
+    if done.returncode:
+        lines = (done.stderr.strip() or "failed").splitlines()
+        print(f"note: {name} is installed but cannot be used: {lines[-1][:200]}", flush=True)
         return False
+    return done.stdout.strip().endswith("True")
 
 
 def choose_backend(args: argparse.Namespace) -> str:
@@ -278,29 +283,38 @@ def input_rate(export: Path, sizes: dict) -> dict:
 def run_model_command(arguments: list[str], capture: bool = False) -> str:
     """Runs `python -m model ARGUMENTS` (the trainer's own command line) from the project folder;
     returns its output when captured. Raises RuntimeError when it fails."""
-    command = [sys.executable, "-m", "model", *arguments]
-    print("$ python -m model " + " ".join(arguments), flush=True)
-    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), text=True,
-                          stdout=subprocess.PIPE if capture else None)
+    shown = [a if len(a) < 60 else "..." + a[-40:] for a in arguments]
+    print("$ python -m model " + " ".join(shown), flush=True)
+    return run_child([sys.executable, "-m", "model", *arguments], f"python -m model {arguments[0]}", capture)
+
+
+def run_child(command: list[str], what: str, capture: bool = False) -> str:
+    """Runs a child process from the project folder; returns its output when captured. Raises
+    RuntimeError when it fails."""
+    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), text=True, stdout=subprocess.PIPE if capture else None)
     if done.returncode:
-        raise RuntimeError(f"python -m model {arguments[0]} failed with exit status {done.returncode}")
+        raise RuntimeError(f"{what} failed with exit status {done.returncode}")
     return done.stdout or ""
 
 
-def learn_evaluate_predict(work: Path, sizes: dict, xla: str) -> dict:
-    """Draws the synthetic export, trains IDFNP on it with `python -m model train`, evaluates the
-    test split and predicts test images; returns the figures."""
+def write_export(work: Path, sizes: dict) -> Path:
+    """Draws the SYNTHETIC export the check learns from (cartoons, not faces); returns its folder."""
+    from model import MOVEMENTS
+    from model.demo_export import write_demo_export
+
+    return write_demo_export(work / "synthetic-export", subjects_per_class=sizes["subjects"],
+                             movements=MOVEMENTS[: sizes["movements"]], size=sizes["export_size"], seed=3)
+
+
+def learn_evaluate_predict(export: Path, work: Path, sizes: dict, xla: str) -> dict:
+    """Trains IDFNP on the synthetic export with `python -m model train`, evaluates the test split
+    and predicts test images, each command in its own process; returns the figures."""
     import numpy as np
     import pandas as pd
 
-    from model import MOVEMENTS
-    from model.demo_export import write_demo_export
     from model.manifest import partition, read_manifest
 
-    export = write_demo_export(work / "synthetic-export", subjects_per_class=sizes["subjects"],
-                               movements=MOVEMENTS[: sizes["movements"]], size=sizes["export_size"], seed=3)
     parts = partition(read_manifest(export))
-    pipeline = input_rate(export, sizes)
     run = work / "run"
     started = time.perf_counter()
     run_model_command(["train", "--export", str(export), "--out", str(run), "--arch", "idfnp", "--image-size", str(sizes["image_size"]),
@@ -328,7 +342,6 @@ def learn_evaluate_predict(work: Path, sizes: dict, xla: str) -> dict:
     config = json.loads((run / "config.json").read_text())
     return {
         "synthetic_export": {"train": len(parts["train"]), "val": len(parts["val"]), "test": len(parts["test"])},
-        "input_pipeline_images_per_s": pipeline,
         "train": {"seconds": train_s, "epochs": len(history), "loss": history["loss"].tolist(),
                   "accuracy": history["accuracy"].tolist(), "dtype_policy": config["dtype_policy"]},
         "evaluate": {"seconds": evaluate_s, "images": metrics["images"], "accuracy": metrics["accuracy"]},
@@ -374,7 +387,7 @@ def report(figures: dict, judged: dict) -> None:
     print(f"step-time ratio IDFNP / InceptionV3: {figures['step_ratio_idfnp_over_inception_v3']:.3f} "
           f"(target <= {STEP_RATIO_TARGET})  {mark[judged['step_ratio']]}")
     learned = figures["learning"]
-    pipe = learned["input_pipeline_images_per_s"]
+    pipe = speed["input_pipeline_images_per_s"]
     consumes = speed["idfnp"]["images_per_s"]
     print(f"input pipeline ({pipe['pipeline']}): {pipe['first_pass']:.0f} images/s first pass, {pipe['cached']:.0f} cached = "
           f"{pipe['first_pass'] / consumes:.1f}x / {pipe['cached'] / consumes:.1f}x what the IDFNP step consumes")
@@ -387,8 +400,9 @@ def report(figures: dict, judged: dict) -> None:
     print(f"total {figures['total_s'] / 60:.1f} min (target < 8)  {mark[judged['under_8_minutes']]}")
 
 
-def run_check(args: argparse.Namespace, backend: str, started: float) -> int:
-    """Runs the four parts of the check and returns the exit status (0 when everything judged passes)."""
+def speed_phase(args: argparse.Namespace) -> int:
+    """The child process that uses the GPU for the speed part: times both networks and the input
+    pipeline, and writes them with the settings to args.json."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, str(ROOT))
     import keras
@@ -396,29 +410,48 @@ def run_check(args: argparse.Namespace, backend: str, started: float) -> int:
     from model import backend as backends
     from model.distribute import choose_precision
 
+    backend = backends.name()
     sizes = SIZES[args.smoke]
     gpus = backends.gpus()
     if not gpus and not args.smoke:
         print(f"error: the {backend} backend sees no GPU; run with --smoke to test the mechanics on the CPU", file=sys.stderr)
         return 2
-    xla = args.xla or ("auto" if backend == "torch" else "on")
     policy = choose_precision("auto")  # mixed_float16 on a GPU, float32 on a CPU
     keras.config.set_dtype_policy(policy)
     settings = {"backend": backend, "versions": backends.versions(), "gpu": gpus[0] if gpus else None, "gpus": gpus,
-                "dtype_policy": policy, "xla": xla, "smoke": args.smoke, "cpu_threads": os.cpu_count(), **sizes}
-    print(f"checking on {settings['gpu'] or 'the CPU'} with {backend}, {policy}, XLA {xla}", flush=True)
+                "dtype_policy": policy, "xla": args.xla, "smoke": args.smoke, "cpu_threads": os.cpu_count(), **sizes}
+    print(f"checking on {settings['gpu'] or 'the CPU'} with {backend}, {policy}, XLA {args.xla}", flush=True)
     speed = {}
     for arch in ("inception_v3", "idfnp"):  # InceptionV3 first: JAX's peak memory cannot be reset
         print(f"timing {arch} ...", flush=True)
-        speed[arch] = time_training_steps(arch, sizes, xla, backend)
-    keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
-    figures = {"settings": settings, "speed": speed,
-               "step_ratio_idfnp_over_inception_v3": speed["idfnp"]["step_s"] / speed["inception_v3"]["step_s"]}
+        speed[arch] = time_training_steps(arch, sizes, args.xla, backend)
+    speed["input_pipeline_images_per_s"] = input_rate(args.export, sizes)
+    args.json.write_text(json.dumps({"settings": settings, "speed": speed}, indent=2) + "\n")
+    return 0
+
+
+def run_check(args: argparse.Namespace, backend: str, started: float) -> int:
+    """Runs the four parts of the check, the GPU work in child processes, and returns the exit
+    status (0 when everything judged passes)."""
+    sys.path.insert(0, str(ROOT))
+    sizes = SIZES[args.smoke]
+    xla = args.xla or ("auto" if backend == "torch" else "on")
     with tempfile.TemporaryDirectory(prefix="fnp-gpu-check-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        figures["learning"] = learn_evaluate_predict(work, sizes, xla)
+        export = write_export(work, sizes)
+        speed_json = work / "speed.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--phase", "speed", "--json", str(speed_json),
+                   "--export", str(export), "--xla", xla] + (["--smoke"] if args.smoke else [])
+        try:
+            run_child(command, "the speed phase")
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        figures = json.loads(speed_json.read_text())
+        speed = figures["speed"]
+        figures["step_ratio_idfnp_over_inception_v3"] = speed["idfnp"]["step_s"] / speed["inception_v3"]["step_s"]
+        figures["learning"] = learn_evaluate_predict(export, work, sizes, xla)
     figures["total_s"] = time.perf_counter() - started
     judged = verdicts(figures, args.smoke)
     figures["verdicts"] = judged
@@ -432,6 +465,8 @@ def main(argv=None) -> int:
     """Installs what is missing, picks the backend, runs the check; returns the exit status."""
     started = time.perf_counter()
     args = parse_args(argv)
+    if args.phase == "speed":  # a child: packages and KERAS_BACKEND come with its environment
+        return speed_phase(args)
     ensure_packages(args)
     if args.install_only:
         print("every requirement is importable")

@@ -114,7 +114,7 @@ def check_smoke_figures(figures: dict, backend: str) -> None:
     assert learned["train"]["epochs"] == 2 and len(learned["train"]["loss"]) == 2
     assert learned["evaluate"]["images"] == learned["synthetic_export"]["test"] == 14
     assert learned["predict"]["images"] == 10 and learned["predict"]["agree_with_evaluate"] == 10
-    assert learned["input_pipeline_images_per_s"]["first_pass"] > 0
+    assert figures["speed"]["input_pipeline_images_per_s"]["first_pass"] > 0
     assert figures["verdicts"]["predict_agrees_with_evaluate"] is True
     assert figures["verdicts"]["step_ratio"] is None  # a CPU does not judge GPU speed
 
@@ -126,7 +126,7 @@ def test_smoke_under_jax_without_tensorflow(tmp_path):
     (blocker / "__init__.py").write_text('raise ImportError("TensorFlow is not installed on this machine (test)")\n')
     figures = smoke("jax", tmp_path, str(blocker.parent))
     check_smoke_figures(figures, "jax")
-    assert figures["learning"]["input_pipeline_images_per_s"]["pipeline"] == "ImageBatches"
+    assert figures["speed"]["input_pipeline_images_per_s"]["pipeline"] == "ImageBatches"
     assert "tensorflow" not in figures["settings"]["versions"]
 
 
@@ -134,4 +134,4 @@ def test_smoke_under_jax_without_tensorflow(tmp_path):
 def test_smoke_under_tensorflow_with_xla(tmp_path):
     figures = smoke("tensorflow", tmp_path)
     check_smoke_figures(figures, "tensorflow")
-    assert figures["learning"]["input_pipeline_images_per_s"]["pipeline"] != "ImageBatches"  # tf.data
+    assert figures["speed"]["input_pipeline_images_per_s"]["pipeline"] != "ImageBatches"  # tf.data
