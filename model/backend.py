@@ -11,8 +11,6 @@ import keras
 
 from model.config import XLA
 
-BACKENDS = ("tensorflow", "jax", "torch")
-
 
 def name() -> str:
     """Returns the running Keras backend: "tensorflow", "jax" or "torch"."""

@@ -8,7 +8,13 @@ from __future__ import annotations
 import pandas as pd
 import tensorflow as tf
 
-from model.data import ZOOM_RANGE, BRIGHTNESS_DELTA, CONTRAST_RANGE, SATURATION_RANGE, label_indices
+from model.data import (
+    BRIGHTNESS_DELTA,
+    CONTRAST_RANGE,
+    SATURATION_RANGE,
+    ZOOM_RANGE,
+    label_indices,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -62,7 +62,7 @@ def front_camera(path: Path) -> bool:
     try:
         with Image.open(path) as image:
             exif = image.getexif().get_ifd(EXIF_IFD)
-    except Exception:  # any unreadable file or EXIF block: the crop reports the real problem
+    except Exception:  # noqa: BLE001  any unreadable file or EXIF block: the crop reports the real problem
         return False
     lens = " ".join(str(exif.get(tag, "")) for tag in (LENS_MAKE, LENS_MODEL)).lower()
     return "front" in lens

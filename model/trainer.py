@@ -20,7 +20,12 @@ from model import CLASSES, ModelError
 from model import backend as backends
 from model.config import TrainConfig, learning_rate_at
 from model.data import iterate_batches, make_dataset
-from model.distribute import Placement, choose_placement, choose_precision, patch_keras_multiworker
+from model.distribute import (
+    Placement,
+    choose_placement,
+    choose_precision,
+    patch_keras_multiworker,
+)
 from model.evaluation import evaluate_model, save_results, summarize_cv
 from model.idfnp import build_model
 from model.manifest import folds_of, partition, read_manifest
