@@ -1,4 +1,4 @@
-"""Evaluation (paper §3, DESIGN §7): confusion matrix raw and normalised by true class, per-class
+"""Evaluation (paper §3, docs/model.md): confusion matrix raw and normalised by true class, per-class
 precision and sensitivity, accuracy, per-movement accuracy, side and degree agreement, Cohen's kappa;
 mean and standard deviation over the folds of a --cv run. Figures come from scikit-learn.
 
