@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 
-.PHONY: setup run test test-fast browser postgres bench clean-venv
+.PHONY: setup run test test-fast browser postgres bench gpu-check clean-venv
 
 # The venv is (re)built when missing or when requirements.txt is newer than the last install.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -47,3 +47,8 @@ bench: setup
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/train.py
+
+# On a GPU machine: the one-command GPU check (docs/model.md, "The GPU check"); no venv needed there.
+# Options go in GPU_CHECK_ARGS, e.g. make gpu-check GPU_CHECK_ARGS="--wheels wheels --backend torch".
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bench/gpu_check.py $(GPU_CHECK_ARGS)

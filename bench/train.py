@@ -2,14 +2,16 @@
 
 1. training step time of IDFNP against a plain keras.applications.InceptionV3 (same batch, same
    RMSProp settings): the ratio is what the DeepID branch and the concatenation cost (target <= 1.15);
-2. tf.data input throughput (decode, cache, augment, batch) against the rate at which the IDFNP
-   step consumes images, so the input pipeline is never the bottleneck (target >= 3x);
+2. input throughput (decode, cache, augment, batch: tf.data under TensorFlow, the NumPy
+   PyDataset under JAX or torch) against the rate at which the IDFNP step consumes images, so the
+   input pipeline is never the bottleneck (target >= 3x);
 3. CPU inference, images/s (batch) and ms per image (batch 1).
 
 The input is a SYNTHETIC demo export (model/demo_export.py: drawn cartoons, not faces) unless
---export names one. Small defaults finish in a few minutes on a 2-core CPU:
+--export names one. Small defaults finish in a few minutes on a 2-core CPU; KERAS_BACKEND picks
+the backend (tensorflow by default). The GPU check is bench/gpu_check.py.
 
-    .venv/bin/python bench/train.py [--image-size 299] [--batch-size 8] [--steps 5] [--export DIR] [--json OUT]
+    .venv/bin/python bench/train.py [--image-size 299] [--batch-size 8] [--steps 5] [--xla auto|on|off] [--export DIR] [--json OUT]
 """
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from model.config import TrainConfig  # noqa: E402
-from model.data import make_dataset  # noqa: E402
+from model import backend as backends  # noqa: E402
+from model.config import XLA, TrainConfig  # noqa: E402
+from model.data import iterate_batches, make_dataset  # noqa: E402
 from model.demo_export import write_demo_export  # noqa: E402
 from model.idfnp import build_model  # noqa: E402
 from model.manifest import partition, read_manifest  # noqa: E402
@@ -42,14 +44,16 @@ def plain_inception_v3(image_size: int) -> keras.Model:
     return keras.applications.InceptionV3(weights=None, input_shape=(image_size, image_size, 3), classes=7)
 
 
-def step_seconds(models: dict[str, keras.Model], images: np.ndarray, labels: np.ndarray, steps: int) -> dict[str, tuple[float, float]]:
+def step_seconds(models: dict[str, keras.Model], images: np.ndarray, labels: np.ndarray, steps: int,
+                 xla: str = "auto") -> dict[str, tuple[float, float]]:
     """Returns {name: (first-step seconds, median seconds of `steps` further training steps)} on one batch.
 
     The timed steps alternate between the models, so load from elsewhere on the machine falls on both.
     """
     first, times = {}, {name: [] for name in models}
     for name, model in models.items():
-        model.compile(optimizer=make_optimizer(TrainConfig()), loss="sparse_categorical_crossentropy")
+        model.compile(optimizer=make_optimizer(TrainConfig()), loss="sparse_categorical_crossentropy",
+                      jit_compile=backends.jit_compile(xla))
         started = time.perf_counter()
         model.train_on_batch(images, labels)  # builds and compiles the graph
         model.train_on_batch(images, labels)
@@ -68,9 +72,11 @@ def input_throughput(frame, image_size: int, batch_size: int, epochs: int = 3) -
     rates = []
     for _ in range(epochs):
         started, count = time.perf_counter(), 0
-        for images, _ in data:
+        for images, *_ in iterate_batches(data):
             count += int(images.shape[0])
         rates.append(count / (time.perf_counter() - started))
+        if hasattr(data, "on_epoch_end"):
+            data.on_epoch_end()  # the NumPy pipeline's next epoch: a new shuffle
     return rates[0], statistics.median(rates[1:])
 
 
@@ -98,6 +104,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per model")
     parser.add_argument("--infer-batch", type=int, default=16)
+    parser.add_argument("--xla", choices=XLA, default="auto", help="XLA for the training steps (auto: Keras' choice)")
     parser.add_argument("--export", type=Path, help="an export folder (default: a synthetic demo export)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
@@ -111,7 +118,7 @@ def main() -> int:
 
         keras.utils.set_random_seed(0)
         idfnp = build_model("idfnp", args.image_size, weights=None)
-        timed = step_seconds({"idfnp": idfnp, "inception_v3": plain_inception_v3(args.image_size)}, images, labels, args.steps)
+        timed = step_seconds({"idfnp": idfnp, "inception_v3": plain_inception_v3(args.image_size)}, images, labels, args.steps, args.xla)
         (idfnp_first, idfnp_step), (inception_first, inception_step) = timed["idfnp"], timed["inception_v3"]
         decode_rate, cached_rate = input_throughput(frame, args.image_size, args.batch_size)
         consumption = args.batch_size / idfnp_step
@@ -122,8 +129,7 @@ def main() -> int:
             "image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps,
             "export": str(args.export) if args.export else "synthetic demo export (model.demo_export)",
             "training_images": len(frame), "cpu_threads": os.cpu_count(),
-            "devices": [d.device_type for d in tf.config.list_physical_devices()],
-            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "gpus": backends.gpus(), "xla": args.xla, **backends.versions(),
         },
         "step_seconds": {"idfnp": idfnp_step, "inception_v3": inception_step},
         "first_two_steps_seconds": {"idfnp": idfnp_first, "inception_v3": inception_first},
@@ -134,10 +140,12 @@ def main() -> int:
         "inference": {"images_per_s": inference, "batch": args.infer_batch, "ms_per_image_batch_1": latency_ms},
     }
     s = figures
-    print(f"settings: {args.image_size} px, batch {args.batch_size}, median of {args.steps} steps, {os.cpu_count()} CPU threads, TF {tf.__version__}")
+    versions = backends.versions()
+    print(f"settings: {args.image_size} px, batch {args.batch_size}, median of {args.steps} steps, {os.cpu_count()} CPU threads, "
+          f"{versions['backend']} {versions[versions['backend']]}, Keras {versions['keras']}, XLA {args.xla}")
     print(f"training step  IDFNP {s['step_seconds']['idfnp']:.3f} s   InceptionV3 {s['step_seconds']['inception_v3']:.3f} s   "
           f"ratio {s['step_ratio_idfnp_over_inception_v3']:.3f} (target <= 1.15)")
-    print(f"input pipeline {decode_rate:.0f} images/s first pass (decode), {cached_rate:.0f} images/s cached; "
+    print(f"input pipeline ({'tf.data' if backends.name() == 'tensorflow' else 'PyDataset'}) {decode_rate:.0f} images/s first pass (decode), {cached_rate:.0f} images/s cached; "
           f"IDFNP consumes {consumption:.1f} images/s -> {decode_rate / consumption:.1f}x / {cached_rate / consumption:.1f}x (target >= 3x)")
     print(f"CPU inference  {inference:.1f} images/s at batch {args.infer_batch}; {latency_ms:.0f} ms per image at batch 1")
     if args.json:

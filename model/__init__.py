@@ -1,7 +1,9 @@
-"""The bundled IDFNP trainer: architecture, tf.data pipeline, training, evaluation and prediction.
+"""The bundled IDFNP trainer: architecture, input pipelines, training, evaluation and prediction,
+on Keras 3 with any of its backends (KERAS_BACKEND=tensorflow, the default, jax or torch).
 
-TensorFlow is imported only inside this package and only where it is needed, so `import model`
-and `python -m model --help` stay quick. See docs/model.md.
+TensorFlow is imported only inside this package, only under the TensorFlow backend and only where
+it is needed, so `import model` and `python -m model --help` stay quick and the trainer runs on
+machines without TensorFlow. See docs/model.md.
 """
 
 CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")

@@ -1,6 +1,7 @@
 """Command line: `python -m model train | evaluate | predict` (a thin layer over trainer,
-evaluation and predict). Input is checked before TensorFlow is imported, and problems are
-reported as one `error:` line with exit status 2.
+evaluation and predict). Input is checked before Keras and its backend are imported, and problems
+are reported as one `error:` line with exit status 2. The backend is Keras' KERAS_BACKEND
+(tensorflow by default, jax or torch).
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import sys
 from pathlib import Path
 
 from model import CLASSES, MOVEMENTS, ModelError
-from model.config import ARCHITECTURES, DISTRIBUTE, MIXED_PRECISION, TrainConfig
+from model.config import ARCHITECTURES, DISTRIBUTE, MIXED_PRECISION, XLA, TrainConfig
+from model.predict import SOURCES
+
+XLA_HELP = "XLA-compile the steps: auto (default: Keras' choice, on for one GPU), on, off"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,21 +36,29 @@ def parser() -> argparse.ArgumentParser:
     folds.add_argument("--cv", action="store_true", help="train every fold in turn and report mean/std")
     train.add_argument("--batch-size", type=int, help="global training batch (default 60)")
     train.add_argument("--mixed-precision", choices=MIXED_PRECISION, help="default auto: on when a GPU is present")
-    train.add_argument("--distribute", choices=DISTRIBUTE, help="none (default), mirrored (GPUs of one machine), multiworker (TF_CONFIG)")
+    train.add_argument("--distribute", choices=DISTRIBUTE,
+                       help="none (default), mirrored (GPUs of one machine; tensorflow or jax), multiworker (TF_CONFIG; tensorflow)")
+    train.add_argument("--xla", choices=XLA, help=XLA_HELP)
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
 
     evaluate = commands.add_parser("evaluate", help="write metrics.json and predictions.csv for a split")
     evaluate.add_argument("--run", type=Path, required=True)
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument("--xla", choices=XLA, default="auto", help=XLA_HELP)
 
     predict = commands.add_parser("predict", help="predict the class of photos")
     predict.add_argument("--run", type=Path, required=True)
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.add_argument("--precropped", action="store_true", help="images are already cropped like the export: only resize")
     predict.add_argument("--movement", choices=MOVEMENTS, help="movement shown, so the crop keeps its muscles")
-    predict.add_argument("--mirrored", action="store_true",
-                         help="front-camera photos: flipped like the export so the patient's left is on the image's right")
+    flip = predict.add_mutually_exclusive_group()
+    flip.add_argument("--mirrored", action="store_true", default=None,
+                      help="mirrored (front-camera) photos: flipped like the export so the patient's left is on the image's right")
+    flip.add_argument("--not-mirrored", dest="mirrored", action="store_false", help="photos as a normal camera sees the patient")
+    predict.add_argument("--source", choices=SOURCES,
+                         help="where the photos come from, as in the import manifest: mobile means mirrored unless --not-mirrored")
+    predict.add_argument("--xla", choices=XLA, default="auto", help=XLA_HELP)
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     return main
 
@@ -60,8 +72,10 @@ SETTING_OPTIONS = {
     "batch_size": "batch_size",
     "mixed_precision": "mixed_precision",
     "distribute": "distribute",
+    "xla": "xla",
     "seed": "seed",
 }
+CHANGEABLE_ON_RESUME = ("epochs", "xla")  # how long, and how the steps are compiled; nothing the model is
 
 
 def train_settings(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
@@ -78,11 +92,10 @@ def train_settings(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
 
     header = read_run_config(args.out)
     stored = TrainConfig.from_dict(header["train"])
-    ignored = sorted(k for k, v in given.items() if k != "epochs" and getattr(stored, k) != v)
+    ignored = sorted(k for k, v in given.items() if k not in CHANGEABLE_ON_RESUME and getattr(stored, k) != v)
     if ignored:
         print(f"note: --resume keeps the run's settings; ignoring {', '.join(ignored)}", file=sys.stderr)
-    if "epochs" in given:
-        stored = dataclasses.replace(stored, epochs=given["epochs"])
+    stored = dataclasses.replace(stored, **{k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME})
     return stored, Path(header["export"])
 
 
@@ -116,7 +129,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     read_run_config(args.run)
     from model.evaluation import evaluate_run
 
-    metrics = evaluate_run(args.run, args.split)
+    metrics = evaluate_run(args.run, args.split, xla=args.xla)
     if "mean" in metrics:
         print(f"{args.split}: accuracy {metrics['mean']['accuracy']:.3f} +- {metrics['std']['accuracy']:.3f} over {len(metrics['folds'])} folds")
     figures = metrics.get("ensemble") or metrics.get("pooled") or (None if "mean" in metrics else metrics)
@@ -140,8 +153,14 @@ def run_predict(args: argparse.Namespace) -> int:
     trained_model_paths(args.run)
     from model.predict import predict_images
 
+    if args.precropped and (args.mirrored is not None or args.source):
+        print("note: --mirrored, --not-mirrored and --source apply to raw photos; pre-cropped images are used as they are",
+              file=sys.stderr)
     results = predict_images(args.run, args.images, precropped=args.precropped, movement=args.movement,
-                             mirrored=args.mirrored)
+                             mirrored=args.mirrored, source=args.source, xla=args.xla)
+    for result in results:
+        if result.warning:
+            print(f"warning: {result.image}: {result.warning}", file=sys.stderr)
     if not args.json:
         print("image\tstatus\tpredicted\t" + "\t".join(CLASSES) + "\tms")
     for result in results:

@@ -28,6 +28,7 @@ MIN_IMAGE_SIZE = {
 
 MIXED_PRECISION = ("auto", "on", "off")
 DISTRIBUTE = ("none", "mirrored", "multiworker")
+XLA = ("auto", "on", "off")
 
 
 @dataclass
@@ -49,11 +50,12 @@ class TrainConfig:
     lr_decay_factor: float = 0.16  # paper §2.5 "decay factor of 16": TF-slim's Inception recipe, x0.16
     lr_decay_epochs: int = 30  # paper §2.5 "every 30 epochs"
     dropout: float = 0.2  # paper silent; TF-slim Inception-v3 keeps 0.8 before the logits
-    deepid_size: tuple[int, int] = (55, 47)  # DeepID input (height, width), DESIGN §6
+    deepid_size: tuple[int, int] = (55, 47)  # DeepID branch input (height, width): DeepID2's; DeepID's was 39x31
     augment: bool = True  # light augmentation of training images, see model/data.py
     precise_bn_batches: int = 200  # batch-norm statistics re-estimated at the end (0: off); see trainer
     mixed_precision: str = "auto"  # auto = on when a GPU is present
     distribute: str = "none"  # none | mirrored (several GPUs) | multiworker (TF_CONFIG)
+    xla: str = "auto"  # auto (Keras' choice) | on | off: XLA-compile the training, evaluation and prediction steps
     seed: int = 0
 
     def problems(self) -> list[str]:
@@ -76,6 +78,8 @@ class TrainConfig:
             found.append(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}")
         if self.distribute not in DISTRIBUTE:
             found.append(f"--distribute must be one of {', '.join(DISTRIBUTE)}")
+        if self.xla not in XLA:
+            found.append(f"--xla must be one of {', '.join(XLA)}")
         if self.precise_bn_batches < 0:
             found.append("precise_bn_batches must be 0 (off) or more")
         if not 0 <= self.dropout < 1:

@@ -1,4 +1,4 @@
-"""A tiny SYNTHETIC export in the export layout (DESIGN §5), for tests, the benchmark and smoke runs.
+"""A tiny SYNTHETIC export in the export layout (docs/export.md), for tests, the benchmark and smoke runs.
 
 The pictures are drawn cartoons, not faces or patients: an ellipse with eyes, brows and a mouth,
 where one side droops, and its cheek darkens, by the class's degree (L = the image's right half,

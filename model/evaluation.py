@@ -1,9 +1,10 @@
-"""Evaluation (paper §3, DESIGN §7): confusion matrix raw and normalised by true class, per-class
+"""Evaluation (paper §3, docs/model.md): confusion matrix raw and normalised by true class, per-class
 precision and sensitivity, accuracy, per-movement accuracy, side and degree agreement, Cohen's kappa;
 mean and standard deviation over the folds of a --cv run. Figures come from scikit-learn; the kappas
 are labeling.agreement_measures' definitions, the ones the Agreement page reports.
 
-classification_metrics and the CV summary need no TensorFlow; predicting does, lazily.
+classification_metrics and the CV summary need no deep-learning framework; predicting imports
+Keras lazily (and TensorFlow only under its backend).
 """
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ def predict_probabilities(model, frame: pd.DataFrame, image_size: int, batch_siz
     from model.data import make_dataset
 
     data = make_dataset(frame, image_size, batch_size, training=False, cache=False)
-    return np.asarray(model.predict(data, verbose=0), dtype=np.float64)
+    return np.asarray(model.predict(data, verbose=0), dtype=np.float64)[: len(frame)]
 
 
 def evaluate_model(model, parts: dict, config, splits=("test",)) -> tuple[pd.DataFrame, dict]:
@@ -243,15 +244,18 @@ def summarize_cv(run_dir: str | Path, splits=("val", "test")) -> dict:
     return summary
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
+def evaluate_run(run_dir: str | Path, split: str = "test", xla: str = "auto") -> dict:
     """Predicts a trained run's `split` images again and writes its predictions.csv and metrics.json
-    (for a --cv run: every fold, then the summary). Returns the metrics written."""
+    (for a --cv run: every fold, then the summary). Returns the metrics written.
+
+    xla: auto | on | off, whether the prediction step is XLA-compiled (see model/backend.py)."""
     import dataclasses
 
     import keras
 
-    import model.idfnp  # noqa: F401  registers the custom layer before loading
+    from model.backend import set_jit_compile
     from model.config import TrainConfig
+    from model.idfnp import load_trained
     from model.manifest import partition, read_manifest
 
     run_dir = Path(run_dir)
@@ -265,7 +269,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict:
         if config.cv:
             fold_config = dataclasses.replace(config, cv=False, fold=int(model_path.parent.name[5:]))
         parts = partition(manifest, fold_config.fold)
-        network = keras.saving.load_model(model_path, compile=False)
+        network = load_trained(model_path, config.arch, config.image_size, config.dropout, config.deepid_size)
+        set_jit_compile(network, xla)
         predictions, metrics = evaluate_model(network, parts, fold_config, splits=(split,))
         if not metrics:
             raise ModelError(f"the {split} split of {model_path.parent} has no images")

@@ -6,9 +6,13 @@ Reference:
   §2.5 (training), §3.4 / Table 9 (baselines).
   Sun Y., Wang X., Tang X. "Deep Learning Face Representation from Predicting 10,000 Classes".
   CVPR 2014 (DeepID).
-The paper's Figure 3 is not public; this is the reconstruction documented in docs/model.md and
-DESIGN §6: Inception-v3 (global average pooling, 2048-d) and a DeepID branch (160-d) on a
-downscaled copy of the same crop, concatenated (2208-d), dropout, 7-way softmax.
+The paper's Figure 3 is not public; this is the reconstruction documented in docs/model.md:
+Inception-v3 (global average pooling, 2048-d) and a DeepID branch (160-d) on a downscaled copy of
+the same crop, concatenated (2208-d), dropout, 7-way softmax.
+
+Every layer here runs on the TensorFlow, JAX and torch backends and compiles with XLA: the DeepID
+copy is downscaled by `SeparableResize` (two matrix products), not by TensorFlow's antialiased
+resize op, which XLA cannot compile.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import keras
 from keras import layers, ops
 
 from model import CLASSES, ModelError
+from model.resize import resize_weights
 
 INCEPTION_WIDTH = 2048
 DEEPID_WIDTH = 160
@@ -65,6 +70,41 @@ class ImageNetPreprocessing(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="fnp_model")
+class SeparableResize(layers.Layer):
+    """Resizes NHWC images to (height, width) as TensorFlow's bilinear resize does, antialiased by
+    default, with two matrix products (height, then width; see model/resize.py).
+
+    The same values as `layers.Resizing(height, width, "bilinear", antialias=True)` (to float
+    rounding), but made of einsums that XLA compiles on every backend, where the antialiased
+    resize is TensorFlow's ScaleAndTranslate op, which XLA cannot compile. No weights: the
+    matrices are constants fixed by the input and output sizes.
+    """
+
+    def __init__(self, height: int, width: int, antialias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width, self.antialias = int(height), int(width), bool(antialias)
+
+    def build(self, input_shape):
+        if input_shape[1] is None or input_shape[2] is None:
+            raise ValueError("SeparableResize needs a fixed input height and width")
+        self.rows = resize_weights(int(input_shape[1]), self.height, self.antialias)
+        self.columns = resize_weights(int(input_shape[2]), self.width, self.antialias)
+
+    def call(self, images):
+        images = ops.cast(images, self.compute_dtype)
+        rows = ops.convert_to_tensor(self.rows, dtype=self.compute_dtype)
+        columns = ops.convert_to_tensor(self.columns, dtype=self.compute_dtype)
+        tall = ops.einsum("oh,bhwc->bowc", rows, images)
+        return ops.einsum("pw,bowc->bopc", columns, tall)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "antialias": self.antialias}
 
 
 def imagenet_backbone(name: str, weights: str | None, input_shape: tuple[int, int, int]) -> keras.Model:
@@ -151,7 +191,7 @@ def IDFNP(
     images = keras.Input(input_shape, name="image")
     x = ImageNetPreprocessing("tf", name="preprocess")(images)
     inception = imagenet_backbone("inception_v3", weights, input_shape)(x)
-    small = layers.Resizing(*deepid_size, interpolation="bilinear", antialias=True, name="deepid_downscale")(x)
+    small = SeparableResize(*deepid_size, name="deepid_downscale")(x)
     deepid = deepid_features(small)
     features = layers.Concatenate(name="idfnp_concat")([inception, deepid])
     if not include_top:
@@ -176,7 +216,7 @@ def DeepID(
     """
     images = keras.Input(tuple(input_shape or (299, 299, 3)), name="image")
     x = ImageNetPreprocessing("tf", name="preprocess")(images)
-    small = layers.Resizing(*deepid_size, interpolation="bilinear", antialias=True, name="deepid_downscale")(x)
+    small = SeparableResize(*deepid_size, name="deepid_downscale")(x)
     features = deepid_features(small)
     if not include_top:
         return keras.Model(images, features, name=name)
@@ -221,3 +261,18 @@ def build_model(
     if arch in BACKBONES:
         return Baseline(arch, weights=weights, input_shape=shape, dropout=dropout)
     raise ModelError(f"unknown architecture {arch!r}")
+
+
+def load_trained(path, arch: str, image_size: int, dropout: float = 0.2, deepid_size: tuple[int, int] = DEEPID_SIZE) -> keras.Model:
+    """Returns a run's saved model (model.keras), uncompiled, ready to predict.
+
+    Runs saved before the DeepID downscale became `SeparableResize` hold Keras' antialiased
+    `Resizing` there, which XLA cannot compile: such a model is rebuilt with `SeparableResize`
+    and given the saved weights (the same function; the resize has no weights).
+    """
+    network = keras.saving.load_model(path, compile=False)
+    if any(isinstance(layer, layers.Resizing) for layer in network.layers):
+        rebuilt = build_model(arch, image_size, weights=None, dropout=dropout, deepid_size=deepid_size)
+        rebuilt.set_weights(network.get_weights())
+        network = rebuilt
+    return network

@@ -1,7 +1,7 @@
 """Reads an export's manifest.csv and splits it into the train / val / test partitions of a run.
 
 Pandas only (no TensorFlow), so the CLI can reject a bad export before the slow import.
-The export layout is DESIGN §5: NAME/{train,val,test}/{N,L1,...,R3}/<sha256>.png plus manifest.csv.
+The export layout (docs/export.md): NAME/{train,val,test}/{N,L1,...,R3}/<sha256>.png plus manifest.csv.
 """
 from __future__ import annotations
 

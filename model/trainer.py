@@ -1,12 +1,12 @@
-"""Trains IDFNP or a baseline on an export (paper §2.5): distribution strategy, mixed precision,
-RMSProp with the paper's step decay, per-epoch checkpoints and --resume, TensorBoard, progress,
-and the run folder described in model/runs.py.
+"""Trains IDFNP or a baseline on an export (paper §2.5): placement on devices, mixed precision,
+XLA, RMSProp with the paper's step decay, per-epoch checkpoints and --resume, TensorBoard,
+progress, and the run folder described in model/runs.py. Runs on every Keras backend
+(KERAS_BACKEND=tensorflow, jax or torch); TensorFlow is imported only under its own backend.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -15,12 +15,17 @@ from pathlib import Path
 
 import keras
 import pandas as pd
-import tensorflow as tf
 
 from model import CLASSES, ModelError
+from model import backend as backends
 from model.config import TrainConfig, learning_rate_at
-from model.data import make_dataset
-from model.distribute import choose_precision, choose_strategy, is_chief, patch_keras_multiworker, worker_count
+from model.data import iterate_batches, make_dataset
+from model.distribute import (
+    Placement,
+    choose_placement,
+    choose_precision,
+    patch_keras_multiworker,
+)
 from model.evaluation import evaluate_model, save_results, summarize_cv
 from model.idfnp import build_model
 from model.manifest import folds_of, partition, read_manifest
@@ -33,7 +38,9 @@ STATE = "state.json"
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     """Returns RMSProp with the paper's settings (§2.5: lr 0.001, decay 0.9, momentum 0.9, epsilon 0.1).
 
-    Keras adds epsilon under the square root, as TF-slim's RMSProp did.
+    Keras adds epsilon under the square root, as TF-slim's RMSProp did. One difference remains:
+    TF 1's RMSProp started its mean-square average at 1, Keras' starts it at 0, so the first steps
+    here are larger than TF 1's were.
     """
     return keras.optimizers.RMSprop(
         learning_rate=config.learning_rate, rho=config.rho, momentum=config.momentum, epsilon=config.epsilon
@@ -67,7 +74,11 @@ class ScheduleFromConfig(keras.callbacks.LearningRateScheduler):
 
 def tensorboard_callbacks(log_dir: Path) -> list[keras.callbacks.Callback]:
     """Returns [the TensorBoard callback], or [] with a note when the tensorboard package (which
-    tf.summary needs to write logs) is not installed."""
+    tf.summary needs to write logs) is not installed, or the backend is not TensorFlow (Keras
+    writes the logs through tf.summary, and GPU machines running JAX or torch often lack it)."""
+    if backends.name() != "tensorflow":
+        say(f"note: no TensorBoard logs under the {backends.name()} backend; history.csv has the curves")
+        return []
     try:
         import tensorboard  # noqa: F401
     except ImportError:
@@ -79,7 +90,8 @@ def tensorboard_callbacks(log_dir: Path) -> list[keras.callbacks.Callback]:
 def compiled_model(config: TrainConfig, weights: str | None) -> keras.Model:
     """Returns the run's model compiled for training (RMSProp, cross-entropy, accuracy)."""
     model = build_model(config.arch, config.image_size, weights=weights, dropout=config.dropout, deepid_size=config.deepid_size)
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=backends.jit_compile(config.xla))
     return model
 
 
@@ -106,7 +118,8 @@ def weights_argument(config: TrainConfig) -> str | None:
 
 
 def inference_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """Returns a float32, uncompiled copy of a trained model (the model.keras users load)."""
+    """Returns a float32, uncompiled copy of a trained model (the model.keras users load), whose
+    predict follows config.xla."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
@@ -114,6 +127,7 @@ def inference_copy(model: keras.Model, config: TrainConfig) -> keras.Model:
     finally:
         keras.config.set_dtype_policy(previous)
     copy.set_weights(model.get_weights())
+    backends.set_jit_compile(copy, config.xla)
     return copy
 
 
@@ -128,9 +142,10 @@ def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalizatio
     return found
 
 
-def recalibrate_batch_norm(model: keras.Model, data: tf.data.Dataset, max_batches: int = 200) -> int:
+def recalibrate_batch_norm(model: keras.Model, data, max_batches: int = 200) -> int:
     """Re-estimates the moving mean and variance of every batch-norm layer as the plain average
-    over up to `max_batches` batches of `data`, weights unchanged; returns the batches used.
+    over up to `max_batches` batches of `data` (a make_dataset result), weights unchanged;
+    returns the batches used.
 
     Keras keeps exponential averages (momentum 0.99) that lag behind weights which are still
     moving, which in short runs leaves inference-mode predictions far from training-mode ones;
@@ -143,7 +158,7 @@ def recalibrate_batch_norm(model: keras.Model, data: tf.data.Dataset, max_batche
     momenta = [layer.momentum for layer in layers]
     used = 0
     try:
-        for used, (images, _) in enumerate(data.take(max_batches), 1):
+        for used, (images, *_) in enumerate(iterate_batches(data, max_batches), 1):
             for layer in layers:
                 layer.momentum = (used - 1) / used  # running mean of the batch statistics
             model(images, training=True)  # eager: each batch reads the momentum just set
@@ -167,7 +182,7 @@ def history_json(run_dir: Path) -> None:
     write_json(run_dir / "history.json", {c: history[c].tolist() for c in history.columns})
 
 
-def run_header(config: TrainConfig, export: Path, parts: dict, policy: str, strategy) -> dict:
+def run_header(config: TrainConfig, export: Path, parts: dict, policy: str, placement: Placement) -> dict:
     """Returns the run's config.json content: settings, export, partition sizes, environment."""
     return {
         "train": config.to_dict(),
@@ -175,8 +190,10 @@ def run_header(config: TrainConfig, export: Path, parts: dict, policy: str, stra
         "classes": list(CLASSES),
         "images": {name: len(part) for name, part in parts.items()},
         "dtype_policy": policy,
-        "replicas": strategy.num_replicas_in_sync,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        "replicas": placement.replicas,
+        "backend": backends.name(),
+        "gpus": backends.gpus(),
+        "versions": backends.versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -191,7 +208,7 @@ def train_single(
     export: Path,
     manifest: pd.DataFrame,
     run_dir: Path,
-    strategy: tf.distribute.Strategy,
+    placement: Placement,
     policy: str,
     resume: bool,
 ) -> Path:
@@ -199,7 +216,7 @@ def train_single(
 
     Returns run_dir. With resume, continues from the last checkpoint; a finished run is left as is.
     """
-    chief = is_chief(strategy)
+    chief = placement.chief
     parts = partition(manifest, config.fold)
     epochs_done = checkpoint_state(run_dir) if resume else 0
     if resume and epochs_done >= config.epochs and (run_dir / "model.keras").is_file():
@@ -208,21 +225,24 @@ def train_single(
     if not len(parts["train"]):
         raise ModelError(f"no training images for {run_dir.name}")
     keras.utils.set_random_seed(config.seed + epochs_done)
-    with strategy.scope():
+    with placement.build_scope():
         # A checkpoint replaces every weight, so a resumed run does not fetch ImageNet weights again.
         model = compiled_model(config, weights=None if epochs_done else weights_argument(config))
         if epochs_done:
             restore_checkpoint(model, run_dir)
-    train_data = make_dataset(parts["train"], config.image_size, config.batch_size, True, config.seed + epochs_done, config.augment)
-    val_data = make_dataset(parts["val"], config.image_size, config.val_batch_size, False) if len(parts["val"]) else None
+    pad = placement.pad_to
+    if config.batch_size % pad or config.val_batch_size % pad:
+        say(f"note: batches do not split evenly over {pad} devices; each is padded with zero-weight copies to a multiple of {pad}")
+    train_data = make_dataset(parts["train"], config.image_size, config.batch_size, True, config.seed + epochs_done, config.augment, pad_to=pad)
+    val_data = make_dataset(parts["val"], config.image_size, config.val_batch_size, False, pad_to=pad) if len(parts["val"]) else None
 
-    if worker_count(strategy) > 1:
+    if placement.workers > 1:
         patch_keras_multiworker(model, train_data)
 
     write_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="fnp-worker-"))
     write_dir.mkdir(parents=True, exist_ok=True)
     if chief and not (resume and (run_dir / "config.json").is_file()):
-        write_json(run_dir / "config.json", run_header(config, export, parts, policy, strategy))
+        write_json(run_dir / "config.json", run_header(config, export, parts, policy, placement))
     if chief:
         write_history(run_dir, epochs_done)
 
@@ -233,18 +253,19 @@ def train_single(
     fold_text = f", fold {config.fold}" if config.fold is not None else ""
     say(
         f"{config.arch}{fold_text}: {len(parts['train'])} training / {len(parts['val'])} validation images, "
-        f"epochs {epochs_done + 1}-{config.epochs}, batch {config.batch_size}, {policy}, "
-        f"{strategy.num_replicas_in_sync} replica(s) -> {run_dir}"
+        f"epochs {epochs_done + 1}-{config.epochs}, batch {config.batch_size}, {policy}, XLA {config.xla}, "
+        f"{backends.name()} backend, {placement.replicas} replica(s) -> {run_dir}"
     )
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        initial_epoch=epochs_done,
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-    )
+    with placement.fit_scope():
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=epochs_done,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+            shuffle=False,  # the dataset reshuffles itself every epoch
+        )
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
         return run_dir
@@ -276,11 +297,11 @@ def train(config: TrainConfig, export: str | Path, out: str | Path, resume: bool
         raise ModelError(f"nothing to resume in {out} (no config.json)")
     if not resume and out.exists() and any(out.iterdir()):
         raise ModelError(f"run folder {out} already exists; choose another --out or pass --resume")
-    strategy = choose_strategy(config.distribute)
+    placement = choose_placement(config.distribute)
     manifest = read_manifest(export)
     fresh = not out.exists()
     try:
-        return train_folds(config, export, manifest, out, strategy, resume)
+        return train_folds(config, export, manifest, out, placement, resume)
     except ModelError:
         if fresh and not list(out.glob("**/checkpoints/" + STATE)):
             shutil.rmtree(out, ignore_errors=True)  # a run that failed before its first epoch leaves nothing
@@ -288,7 +309,7 @@ def train(config: TrainConfig, export: str | Path, out: str | Path, resume: bool
 
 
 def train_folds(
-    config: TrainConfig, export: Path, manifest: pd.DataFrame, out: Path, strategy: tf.distribute.Strategy, resume: bool
+    config: TrainConfig, export: Path, manifest: pd.DataFrame, out: Path, placement: Placement, resume: bool
 ) -> Path:
     """Trains one run, or with config.cv every fold then the summary; returns the run folder."""
     policy = read_run_config(out).get("dtype_policy") if resume else None
@@ -299,21 +320,21 @@ def train_folds(
     keras.config.set_dtype_policy(policy)
     try:
         if not config.cv:
-            return train_single(config, export, manifest, out, strategy, policy, resume)
+            return train_single(config, export, manifest, out, placement, policy, resume)
         folds = folds_of(manifest)
         if len(folds) < 2:
             raise ModelError(f"--cv needs at least two folds among the train/val images, found {folds}")
         out.mkdir(parents=True, exist_ok=True)
-        if is_chief(strategy) and not (resume and (out / "config.json").is_file()):
-            header = run_header(config, export, partition(manifest), policy, strategy)
+        if placement.chief and not (resume and (out / "config.json").is_file()):
+            header = run_header(config, export, partition(manifest), policy, placement)
             header["folds"] = folds
             write_json(out / "config.json", header)
         for number, fold in enumerate(folds, 1):
             say(f"--- fold {fold} ({number}/{len(folds)}) ---")
             keras.backend.clear_session()
             fold_config = dataclasses.replace(config, fold=fold, cv=False)
-            train_single(fold_config, export, manifest, out / f"fold-{fold}", strategy, policy, resume)
-        if is_chief(strategy):
+            train_single(fold_config, export, manifest, out / f"fold-{fold}", placement, policy, resume)
+        if placement.chief:
             summary = summarize_cv(out, splits=("val", "test"))
             for split, figures in summary["splits"].items():
                 say(

@@ -58,3 +58,25 @@ def test_optimizer_and_scheduler_callback_use_the_papers_values():
     for epoch, expected in [(0, 0.001), (30, 0.00016), (61, 0.001 * 0.16**2)]:
         callback.on_epoch_begin(epoch)
         assert float(model.optimizer.learning_rate) == pytest.approx(expected)
+
+
+def test_xla_setting_maps_to_keras_jit_compile():
+    from model.backend import jit_compile
+
+    assert (jit_compile("on"), jit_compile("off"), jit_compile("auto")) == (True, False, "auto")
+    assert TrainConfig().xla == "auto"
+    assert any("--xla must be one of auto, on, off" in p for p in TrainConfig(xla="maybe").problems())
+
+
+def test_resume_takes_epochs_and_xla_anew_and_keeps_the_rest(tmp_path, capsys):
+    from model.cli import parser, train_settings
+    from model.runs import write_json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(run / "config.json", {"train": TrainConfig(arch="deepid", image_size=64, epochs=5, xla="off").to_dict(), "export": "/exports/x"})
+    args = parser().parse_args(["train", "--out", str(run), "--resume", "--epochs", "9", "--xla", "on", "--image-size", "96"])
+    config, export = train_settings(args)
+    assert (config.epochs, config.xla, config.image_size, config.arch) == (9, "on", 64, "deepid")
+    assert str(export) == "/exports/x"
+    assert "ignoring image_size" in capsys.readouterr().err

@@ -223,3 +223,45 @@ def test_multiworker_strategy_with_two_local_workers(export, tmp_path):
     assert pd.read_csv(chief / "history.csv")["epoch"].tolist() == [0, 1]
     assert (chief / "model.keras").is_file()
     assert not (tmp_path / "worker1").exists()  # only the chief writes the run folder
+
+
+def test_predict_takes_mirrored_from_the_source_and_warns_for_an_unflagged_selfie(idfnp_run, astronaut, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    import model.predict as predict
+    from asymmetry.crop import crop_for_model
+
+    flags = []
+
+    def watched_crop(path, movement=None, size=299, mirrored=False):
+        flags.append(mirrored)
+        return crop_for_model(path, movement=movement, size=size, mirrored=mirrored)
+
+    monkeypatch.setattr(predict, "load_cropper", lambda: watched_crop)
+    exif = Image.Exif()
+    exif.get_ifd(predict.EXIF_IFD)[predict.LENS_MODEL] = "iPhone 12 front camera 2.71mm f/2.2"
+    selfie, plain = tmp_path / "selfie.jpg", tmp_path / "plain.jpg"
+    Image.fromarray(astronaut).save(selfie, exif=exif)
+    Image.fromarray(astronaut).save(plain)
+
+    unflagged = predict.predict_images(idfnp_run, [selfie, plain], movement="MV0")
+    assert [r.status for r in unflagged] == ["ok", "ok"] and [r.mirrored for r in unflagged] == [False, False]
+    assert "front camera" in unflagged[0].warning and "--mirrored" in unflagged[0].warning
+    assert unflagged[1].warning is None  # a photo that does not say it is a selfie
+
+    mobile = predict.predict_images(idfnp_run, [selfie], movement="MV0", source="mobile")
+    assert mobile[0].mirrored is True and mobile[0].warning is None  # the importer's rule: mobile photos are mirrored
+    assert mobile[0].probabilities != unflagged[0].probabilities  # the model saw the flipped crop
+    stated = predict.predict_images(idfnp_run, [selfie], movement="MV0", source="mobile", mirrored=False)
+    assert stated[0].mirrored is False and stated[0].warning is None
+    assert stated[0].probabilities == pytest.approx(unflagged[0].probabilities)
+    assert flags == [False, False, True, False]
+
+    assert main(["predict", "--run", str(idfnp_run), "--movement", "MV0", "--json", str(selfie)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"warning: {selfie}: the EXIF says a front camera")
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["mirrored"] is False and "front camera" in line["warning"]
+    assert main(["predict", "--run", str(idfnp_run), "--movement", "MV0", "--mirrored", "--json", str(selfie)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and json.loads(captured.out.strip().splitlines()[-1])["mirrored"] is True
