@@ -7,10 +7,12 @@ simulated.
 
 Minimum counts: a demo of S subjects cycles the seven classes, so each movement x class cell of
 check 2's range table holds S // 7 images (a mild subject's rest photo is N, so MV0's N cell holds
-more and its L1/R1 cells none). A range box needs `range_min_count` consensus images (default 5,
-i.e. 35 subjects); on a project holding only synthetic images `load_demo` lowers the setting to the
-images its smallest cell holds (14 subjects: 2), audited, so check 2 runs on the browser demo and on
-`labeling demo --final` alike. A project with any real photo keeps its own setting.
+more and its L1/R1 cells none). A range box needs `range_min_count` consensus images (default 5).
+On a project holding only synthetic images `load_demo` lowers the setting to one fewer than its
+smallest cell holds (`demo_range_min_count`: the Agreement page's out-of-fold figure learns each
+cell without one subject; 14 subjects: 1; from 42 subjects the default 5 stays), audited, so check 2
+runs on the browser demo and on `labeling demo --final` alike. A project with any real photo keeps
+its own setting.
 """
 from __future__ import annotations
 
@@ -78,8 +80,8 @@ class DemoStatus:
                  f"class cell; check 2 learns a range box from a cell of at least {self.range_min_count} agreed "
                  f"image(s) (setting \"Range box: fewest images\").")
         if self.images_per_cell < self.range_min_count:
-            cells += (f" With fewer in a cell than that, its images wait in \"Agreed\": add subjects (35 give "
-                      f"5 per cell) or lower the setting.")
+            cells += (" A cell with fewer agreed images gets no range box: add subjects (7 give one image per "
+                      "cell) or lower the setting.")
         return cells
 
 
@@ -132,11 +134,19 @@ def _smallest_cell(conn) -> int | None:
     return int(row[0]) if row and row[0] else None
 
 
+def demo_range_min_count(cell: int) -> int:
+    """Return the range box minimum a demo whose smallest movement x class cell holds `cell` images
+    needs: one fewer than that (at least 1), so that check 2 and its out-of-fold figure on the
+    Agreement page, which learns each cell without one subject's images, both have a box for
+    every cell."""
+    return max(1, cell - 1)
+
+
 def fit_range_min_count(db: Database, *, actor: Actor) -> tuple[int, str]:
-    """Lower `range_min_count` of a project holding only synthetic images to what its smallest
-    movement x class cell holds (never raise it, never touch a project with a real photo), audited
-    as a setting change by `actor` (who needs 'demo.load'); return (the minimum in force, a sentence
-    saying what was done and why)."""
+    """Lower `range_min_count` of a project holding only synthetic images to `demo_range_min_count`
+    of its smallest movement x class cell (never raise it, never touch a project with a real
+    photo), audited as a setting change by `actor` (who needs 'demo.load'); return (the minimum in
+    force, a sentence saying what was done and why)."""
     require(actor, "demo.load")
     key = "range_min_count"
     label = settings.SETTINGS[key].label
@@ -148,15 +158,16 @@ def fit_range_min_count(db: Database, *, actor: Actor) -> tuple[int, str]:
         if conn.execute("SELECT 1 FROM images WHERE synthetic = 0 LIMIT 1").fetchone():
             return current, (f"The project also holds real photos, so \"{label}\" stays {current} (a demo "
                              f"cell holds {cell or 0} image(s)).")
-        if cell is None or cell >= current:
-            return current, (f"{subjects} synthetic subjects give {cell or 0} image(s) per movement x class cell: "
-                             f"\"{label}\" stays {current}.")
-        put_setting(conn, key, cell)
-        audit(conn, who, "setting.changed", "setting", key, value=cell, before=current,
+        gives = f"{subjects} synthetic subjects give {cell or 0} image(s) per movement x class cell"
+        if cell is None or demo_range_min_count(cell) >= current:
+            return current, f"{gives}: \"{label}\" stays {current}."
+        target = demo_range_min_count(cell)
+        put_setting(conn, key, target)
+        audit(conn, who, "setting.changed", "setting", key, value=target, before=current,
               reason=f"synthetic demo: {subjects} subjects give {cell} image(s) per movement x class cell")
-    return cell, (f"{subjects} synthetic subjects give {cell} image(s) per movement x class cell, so \"{label}\" "
-                  f"is now {cell} (was {current}): check 2 can learn a range box for every cell. This project holds "
-                  f"only synthetic images; a project of real photos keeps its own setting.")
+    return target, (f"{gives}, so \"{label}\" is now {target} (was {current}): check 2 can learn a range box for "
+                    f"every cell, also without one subject (the Agreement page's out-of-fold figure). This project "
+                    f"holds only synthetic images; a project of real photos keeps its own setting.")
 
 
 def demo_status(db: Database) -> DemoStatus:

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from labeling import settings
-from labeling.demo import carry_blockers, carry_to_final, demo_status, load_demo
+from labeling.demo import carry_blockers, carry_to_final, demo_range_min_count, demo_status, load_demo
 from labeling.importer import import_folder
 from labeling.permissions import PermissionDenied
 from labeling.users import add_user
@@ -35,6 +35,13 @@ def test_the_demo_sets_the_range_minimum_to_the_images_its_cells_hold(db, data_d
     # Loading more subjects never raises it again, and says so.
     again = load_demo(db, data_dir, subjects=2, seed=4, workers=2, actor=coordinator)
     assert again.range_min_count == 1 and "stays 1" in again.range_note and len(_setting_changes(db)) == 1
+
+
+def test_the_documented_minimum_per_demo_size():
+    # docs/workflow.md's table: S subjects give S // 7 images per cell; the minimum is one fewer (the
+    # out-of-fold figure learns each cell without one subject), at least 1, up to the default 5.
+    got = {subjects: min(5, demo_range_min_count(subjects // 7)) for subjects in (7, 14, 21, 28, 35, 42, 70)}
+    assert got == {7: 1, 14: 1, 21: 2, 28: 3, 35: 4, 42: 5, 70: 5}
 
 
 def test_a_project_with_real_photos_keeps_its_range_minimum(db, data_dir, astronaut, tmp_path):

@@ -89,8 +89,9 @@ def home_page() -> None:
             st.number_input("Synthetic subjects (7 photos each)", 7, 140, 14, step=7, key="demo_subjects")
             st.caption("The classes cycle N, L1, L2, L3, R1, R2, R3 over the subjects, so every movement x class "
                        "cell of check 2's range table gets one image per 7 subjects (14 subjects: 2). On a project "
-                       "of synthetic images only, the demo sets \"Range box: fewest images\" to that number (the "
-                       "default is 5: 35 subjects), so check 2 runs.")
+                       "of synthetic images only, the demo sets \"Range box: fewest images\" to one fewer (at "
+                       "least 1; the default 5 stays from 42 subjects), so check 2 and the Agreement page's "
+                       "out-of-fold figure, which learns each cell without one subject, have a box for every cell.")
             if st.button("Load the synthetic demo project", type="primary"):
                 _load_demo(user)
                 st.rerun()
