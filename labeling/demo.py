@@ -27,13 +27,13 @@ import numpy as np
 
 from db.access import Database, audit, get_setting, put_setting, transaction
 from db.migrations import CLASSES, MOVEMENTS
+from labeling import settings
+from labeling.actors import Actor
 from labeling.importer import ImportReport, import_rows, sha256_bytes
 from labeling.manifest import ManifestRow
-from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
-from labeling import settings
-from labeling.queue import claim_next, ensure_slots, release, submit_read
-from labeling.actors import Actor
 from labeling.permissions import PermissionDenied, allowed, authorize, require
+from labeling.queue import claim_next, ensure_slots, release, submit_read
+from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
 from labeling.users import add_simulated_user
 from labeling.workflow import (adjudicate, adjudication_queue, image_states, learn_and_store_ranges, run_check2,
                                state_counts)
@@ -129,8 +129,8 @@ def render_photos(jobs: list[dict], workers: int | None = None,
 
 def _smallest_cell(conn) -> int | None:
     """Return the images in the smallest non-empty movement x class cell of the synthetic truth."""
-    row = conn.execute("SELECT min(n) FROM (SELECT count(*) AS n FROM ground_truth g JOIN images i ON i.id = g.image_id "
-                       "GROUP BY i.movement, g.label)").fetchone()
+    row = conn.execute("SELECT min(n) FROM (SELECT count(*) AS n FROM ground_truth g "
+                       "JOIN images i ON i.id = g.image_id GROUP BY i.movement, g.label)").fetchone()
     return int(row[0]) if row and row[0] else None
 
 

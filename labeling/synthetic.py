@@ -73,7 +73,8 @@ MOUTH_MIDLINE = [51, 57, 62, 66]
 # up, the lower lids are let down; `lip_closure` then brings the lips together (LIPS_CLOSED). The
 # grin (MV4) undoes all of this and goes beyond her own smile.
 REST = ((48, -0.035, 0.14), (60, 0.018, 0.111), (49, -0.03, 0.075), (50, 0.0, -0.01), (51, 0.0, -0.01),
-        (59, -0.035, 0.015), (6, 0.0, -0.02), (7, 0.0, -0.04), (8, 0.0, -0.05), ("lower_lid", 0, 0.02), ("ala", 0, 0.015))
+        (59, -0.035, 0.015), (6, 0.0, -0.02), (7, 0.0, -0.04), (8, 0.0, -0.05), ("lower_lid", 0, 0.02),
+        ("ala", 0, 0.015))
 # The grin takes the lips back to her smile, the corners only part of the way up (GRIN_LIFT): dlib
 # stops following a corner ~0.1 IPD above the other, and a paralysed half stays at rest.
 GRIN_LIFT = 0.45
@@ -614,8 +615,8 @@ def _wrinkles(img: np.ndarray, lines: list[tuple[np.ndarray, float]], ipd: float
     for line, k in lines:
         draw.line([tuple((p - (x0, y0) + 0.5) * 4 - 0.5) for p in line], fill=int(255 * min(k, 1.0)),
                   width=max(1, round(WRINKLE_WIDTH * ipd * 4)), joint="curve")
-    crease = ndimage.gaussian_filter(np.asarray(big.resize(shape[::-1], Image.Resampling.BOX), dtype=np.float64) / 255.0,
-                                     0.008 * ipd)
+    drawn = np.asarray(big.resize(shape[::-1], Image.Resampling.BOX), dtype=np.float64) / 255.0
+    crease = ndimage.gaussian_filter(drawn, 0.008 * ipd)
     light = ndimage.shift(crease, (0.015 * ipd, 0), order=1)[..., None]
     crease = crease[..., None]
     out = img.copy()
@@ -826,5 +827,5 @@ def movement_label(subject_label: str, movement: str, rng: np.random.Generator) 
     return subject_label
 
 
-__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "make_image", "render_face", "subject_plan",
-           "movement_label", "base_face", "contact_sheet"]
+__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "base_face", "contact_sheet", "make_image", "movement_label",
+           "render_face", "subject_plan"]

@@ -76,7 +76,8 @@ def test_a_coordinator_carries_the_demo_to_final_labels(db, data_dir):
     assert done["reads"] == 28 and done["measured"] == 14 and sum(done["check2"].values()) > 0
     assert done["final"] == done["images"] == 14 and done["agreed"] == 0
     assert {"simulated reads", "measuring", "range table and check 2"} <= set(steps)
-    created = db.execute("SELECT actor, detail FROM audit_log WHERE action = 'user.created' AND actor = 'coord'").fetchall()
+    created = db.execute("SELECT actor, detail FROM audit_log "
+                         "WHERE action = 'user.created' AND actor = 'coord'").fetchall()
     assert len(created) == 3 and all(a == "coord" and json.loads(d)["simulated"] for a, d in created)
     # Everything the simulated people did is flagged; no simulated account can sign in.
     assert db.execute("SELECT count(*) FROM reads WHERE simulated = 0").fetchone()[0] == 0
@@ -107,7 +108,8 @@ def test_the_home_page_carries_the_demo_on_with_the_counts_in_words(db, data_dir
     at.run()
     assert not at.exception
     text = _texts(at)
-    assert "SYNTHETIC demo carried on: 28 simulated read(s)" in text and "14 of 14 image(s) now have a final label" in text
+    assert "SYNTHETIC demo carried on: 28 simulated read(s)" in text
+    assert "14 of 14 image(s) now have a final label" in text
     assert not [b for b in at.button if b.label.startswith("Carry the demo on")]  # nothing left to carry
 
 

@@ -1,7 +1,6 @@
 """The synthetic FNP generator moves what dlib sees: the paralysed side and its severity show
 in the landmarks, sides follow the mirrored flag, and everything it makes is marked synthetic."""
 import numpy as np
-import pytest
 
 from asymmetry.landmarks import detect_landmarks
 from labeling.demo import load_demo
