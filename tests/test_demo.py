@@ -122,3 +122,41 @@ def test_the_home_page_says_who_may_carry_the_demo_on(db, data_dir):
     assert "needs a coordinator" in _texts(at) and "learn the range table (needs coordinator)" in _texts(at)
     at = _home(reader)  # a blinded reader sees no per-state counts and no demo controls
     assert not at.exception and "Synthetic demo" not in [s.value for s in at.subheader]
+
+
+def test_the_demo_writes_for_every_role(db, data_dir):
+    # The demo's own writes need 'demo.load' (coordinator, admin, the shell); a refused one writes
+    # nothing. Carrying on also needs each step's role (above): a refusal there writes nothing either.
+    from labeling.actors import SystemActor
+    from labeling.demo import fit_range_min_count
+    from labeling.users import add_simulated_user
+
+    load_demo(db, data_dir, subjects=1, seed=3, workers=1, actor=SHELL)
+    settings.change(db, "range_min_count", 5, SHELL)
+    roles = ["reader", "adjudicator", "coordinator", "auditor", "admin"]
+    actors = [add_user(db, f"m-{r}", "a long password", [r], actor=SHELL) for r in roles]
+    actors.append(SystemActor("system:matrix"))
+    calls = {"add_simulated_user": lambda a: add_simulated_user(db, f"sim-{a.name.replace(':', '-')}", "reader", a),
+             "fit_range_min_count": lambda a: fit_range_min_count(db, actor=a),
+             "carry_to_final": lambda a: carry_to_final(db, data_dir, actor=a)}
+    allowed = {}
+    for actor in actors:
+        for name, call in calls.items():
+            before = db.conn.total_changes
+            try:
+                call(actor)
+                allowed[actor.name, name] = True
+            except PermissionDenied:
+                allowed[actor.name, name] = False
+                assert db.conn.total_changes == before, f"refused {name} as {actor.name} still wrote"
+            if name == "fit_range_min_count" and allowed[actor.name, name]:
+                settings.change(db, "range_min_count", 5, SHELL)  # so the next actor has something to change
+    assert [k for k, v in allowed.items() if v] == [
+        ("m-coordinator", "add_simulated_user"), ("m-coordinator", "fit_range_min_count"),
+        ("m-coordinator", "carry_to_final"), ("m-admin", "add_simulated_user"), ("m-admin", "fit_range_min_count"),
+        ("system:matrix", "add_simulated_user"), ("system:matrix", "fit_range_min_count"),
+        ("system:matrix", "carry_to_final")]
+    # An allowed simulated account is no way in: nobody knows its password.
+    from labeling.users import check_password
+
+    assert check_password(db, "sim-m-admin", "") is None and check_password(db, "sim-m-admin", "password") is None
