@@ -104,7 +104,7 @@ def copy_to_postgres(source: Database, url: str) -> CopyReport:
                 report.tables[table] = ours
         return report
     finally:
-        target.close()
+        target.shutdown()
 
 
 class _InTransaction:

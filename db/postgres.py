@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -144,6 +145,7 @@ class Connection:
     def __init__(self, raw):
         self.raw = raw
         self.in_transaction = False
+        self.returned = False  # given back to the pool: this wrapper is done
 
     def execute(self, sql: str, params=None) -> Cursor:
         pg = translate(sql, params is not None)
@@ -200,20 +202,38 @@ class PostgresDatabase:
 
     backend = "postgresql"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, max_connections: int = 40):
         self.url = url
         self._local = threading.local()
+        self._pool = None
+        self._pool_lock = threading.Lock()
+        self.max_connections = max_connections
+
+    def _connections(self):
+        """The pool the threads borrow connections from (opened on first use): the server runs each
+        page in a thread of its own, and a fresh PostgreSQL connection per page would cost a backend
+        process start every time."""
+        if self._pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    from psycopg_pool import ConnectionPool
+
+                    self._pool = ConnectionPool(self.url, min_size=1, max_size=self.max_connections,
+                                                kwargs={"autocommit": True}, open=True, name="fnp")
+        return self._pool
 
     def __repr__(self) -> str:
         return f"<PostgresDatabase {re.sub(r'//[^@/]*@', '//***@', self.url)}>"
 
     @property
     def conn(self) -> Connection:
+        """This thread's connection, borrowed from the pool on first use and given back when the
+        thread ends (or at `close`)."""
         c = getattr(self._local, "conn", None)
-        if c is None or c.raw.closed:
-            import psycopg
-
-            c = self._local.conn = Connection(psycopg.connect(self.url, autocommit=True))
+        if c is None or c.returned or c.raw.closed:
+            pool = self._connections()
+            c = self._local.conn = Connection(pool.getconn())
+            weakref.finalize(threading.current_thread(), _give_back, pool, c)
         return c
 
     def execute(self, sql: str, params=None) -> Cursor:
@@ -263,9 +283,28 @@ class PostgresDatabase:
         return _Transaction(self)
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Give this thread's connection back to the pool."""
         c = getattr(self._local, "conn", None)
         if c is not None:
-            c.close()
             self._local.conn = None
+            _give_back(self._pool, c)
+
+    def shutdown(self) -> None:
+        """Close every connection of the pool (at the end of a process or a test)."""
+        self.close()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+def _give_back(pool, conn: Connection) -> None:
+    """Return a borrowed connection once (its thread ended, or it was closed): the pool rolls back
+    a transaction left open and drops a connection that went bad."""
+    if pool is None or conn.returned:
+        return
+    conn.returned = True
+    try:
+        pool.putconn(conn.raw)
+    except Exception:  # the pool was closed meanwhile
+        pass
 

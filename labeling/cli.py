@@ -101,26 +101,28 @@ def cmd_demo(args) -> int:
     res = load_demo(db, image_store(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
                     actor=actor, progress=_progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
+    print(res.range_note)
     if args.final:
-        from labeling.demo import carry_to_final
-        from labeling.workflow import state_counts
+        from labeling.demo import carry_summary, carry_to_final
 
         done = carry_to_final(db, image_store(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
-                              seed=args.seed, actor=actor)
-        c2 = ", ".join(f"{v} {k}" for k, v in sorted(done["check2"].items())) or "no result"
-        print(f"SYNTHETIC demo carried on: {done['reads']} simulated read(s), {done['measured']} image(s) measured, "
-              f"check 2: {c2}, {done['adjudicated']} simulated adjudication(s)")
-        states = state_counts(db)
-        final = states.get("accepted", 0) + states.get("final", 0)
-        rest = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in states.items() if n and s not in ("accepted", "final"))
-        print(f"now {final} image(s) have a final label" + (f"; not final: {rest}" if rest else ""))
-        if states.get("agreed"):
-            from labeling import settings
-
-            print(f"the {states['agreed']} agreed image(s) wait for check 2: their movement x class cells hold fewer "
-                  f"than range_min_count ({settings.get(db, 'range_min_count')}) consensus images; more demo subjects, "
-                  "or a lower range_min_count (Settings) before `demo --final`, carry more of them through.")
+                              seed=args.seed, actor=actor, progress=_progress_bar("carrying on"))
+        print(carry_summary(done))
     return EXIT_OK if not res.report.errors else EXIT_PARTIAL
+
+
+def cmd_demo_sheet(args) -> int:
+    from db.migrations import CLASSES
+    from labeling.synthetic import contact_sheet
+
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown or not classes:
+        raise CommandError(f"--classes takes some of {', '.join(CLASSES)}; got {args.classes!r}")
+    sheet = contact_sheet(classes, tile=args.tile, subject_seed=args.subject)
+    sheet.quantize(256).save(args.out, optimize=True)
+    print(f"SYNTHETIC contact sheet ({len(classes)} classes x 7 movements) written to {args.out}")
+    return EXIT_OK
 
 
 def cmd_export(args) -> int:
@@ -379,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="then carry the demo to final labels: simulated reads, measurement, ranges, check 2, "
                            "simulated adjudication (all marked synthetic/simulated)")
     demo.set_defaults(func=cmd_demo)
+    sheet = sub.add_parser("demo-sheet", help="draw every movement of one SYNTHETIC subject for a few classes (PNG)")
+    sheet.add_argument("--out", default="synthetic-movements.png", help="PNG file to write")
+    sheet.add_argument("--classes", default="N,L2,R3", help="comma-separated classes, one row each (default N,L2,R3)")
+    sheet.add_argument("--subject", type=int, default=3, help="the synthetic subject's seed (default 3)")
+    sheet.add_argument("--tile", type=int, default=150, help="width of each photo in pixels (default 150)")
+    sheet.set_defaults(func=cmd_demo_sheet)
     exp = sub.add_parser("export", help="export the images with a final label as a new dataset folder (DESIGN §5)")
     exp.add_argument("--name", required=True, help="the export's folder name: letters, digits, '.', '_', '-'")
     exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")

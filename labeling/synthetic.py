@@ -3,15 +3,21 @@
 Everything this module makes is synthetic and must be marked so wherever it appears. It exists
 so the workflow can be tried and tested end to end without any patient photo.
 
-How: the astronaut's face is first made symmetric. Its landmarks are then moved (a) per subject
-(shape jitter and a little natural asymmetry, so subjects differ), (b) by the movement's action on
-each half-face, the paralysed half doing less of it as severity rises, and (c) by the paralysed
-half's droop at rest (brow, a wider eye, nostril, the whole hemi-lip). A piecewise-affine warp over
-the Delaunay triangulation of the moved points, with helper points that keep lid margins and brows
-in one piece, renders the face; eye closure (MV1) slides the upper lid over the eyeball and paints
-the lid skin and lash line. Sides are the PATIENT's: the image side they land on follows the
-`mirrored` flag (DESIGN §2). The amplitudes are sized to what dlib's 68-point model can follow;
-docs/data-import.md ("Synthetic demo data") lists them with the indices measured on the output.
+How: the astronaut's face is first made symmetric. She smiles with her lips apart, so every photo
+starts from her face at rest (REST: lips closed and relaxed, corners in and down, chin up). Its
+landmarks are then moved (a) per subject (shape jitter and a little natural asymmetry, so subjects
+differ), (b) by the movement's action on each half-face, the paralysed half doing less of it as
+severity rises, and (c) by the paralysed half's droop at rest (brow, a wider eye, nostril, the whole
+hemi-lip); the lips then close as far as the movement lets each half. A piecewise-affine warp with
+helper points that keep lid margins, brows and the lips' inner edges in one piece renders the face
+(exactly per pixel round the mouth, so no tooth shows between closed lips). Eye closure (MV1)
+slides the upper lid over the eyeball and paints the lid skin and lash line; closed lips get the
+line where they meet, a working half its forehead lines (MV2) or nose creases (MV5), and the
+nasolabial fold is as deep as the movement makes it (flat on a paralysed half). Sides are the
+PATIENT's: the image side they land on follows the `mirrored` flag (a selfie shows the patient's
+left on the image's left). The amplitudes are sized to what dlib's 68-point model can follow;
+docs/data-import.md ("Synthetic demo data") lists them with the indices measured on the output,
+and `contact_sheet` draws every movement for a few classes (docs/img/synthetic-movements.png).
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ from asymmetry.indices import MIRROR_ORDER, pupil_frame
 from db.migrations import CLASSES, MOVEMENTS
 from labeling.classes import side_and_degree
 
-GENERATOR = "astronaut-warp-v2"
+GENERATOR = "astronaut-warp-v3"
 # Portrait crop of skimage.data.astronaut() around the face, upscaled 4x to 540x648 (the face
 # ~175 px between the pupils: dlib's whole-pixel points are then ~0.6% of that distance).
 CROP = (157, 47, 292, 209)
@@ -51,30 +57,56 @@ POSE_SD = (2.0, 0.03, 0.02)
 # the image-right half is their mirror (asymmetry.indices.MIRROR_ORDER).
 GROUPS = {
     "brow": [17, 18, 19, 20, 21], "inner_brow": [20, 21], "upper_lid": [37, 38], "lower_lid": [40, 41],
-    "jaw": [2, 3, 4, 5], "ala": [31, 32], "upper_lip": [49, 50, 61],
+    "ala": [31, 32], "upper_lip": [49, 50, 61],
     "mouth": [48, 49, 50, 58, 59, 60, 61, 67],  # the hemi-lip, weighted by distance from the midline
 }
 MOUTH_MIDLINE = [51, 57, 62, 66]
 
-# What one half-face does in each movement when it works fully: (group, outward dx, down dy),
-# in inter-pupil distances (IPD). "mouth" moves the hemi-lip as if pulled at the corner (the
-# corner by the full amount, points nearer the midline proportionally less). MV1 also shuts the
-# eye (eye_closure). dlib stops following a mouth corner ~0.15-0.2 IPD below the other and one
-# brow ~0.1 IPD from the other, so droop plus a missing movement stays about within those.
-ACTIONS: dict[str, tuple[tuple[str, float, float], ...]] = {
+# Every table below lists moves of one half-face as (what, outward dx, down dy), in inter-pupil
+# distances (IPD) along the face's own axes (outward along the eye line, down the midline). `what`
+# is a group of GROUPS, or one dlib point of the image-left half; a point on the midline (51, 57,
+# 62, 66, 8...) is moved half by each half-face. "mouth" moves the hemi-lip as if pulled at the
+# corner (the corner by the full amount, points nearer the midline proportionally less).
+#
+# The astronaut smiles with her lips apart. Every photo starts from her face at REST: the corners
+# come in and down to where the lips meet, the upper lip is fuller than in a smile, the chin comes
+# up, the lower lids are let down; `lip_closure` then brings the lips together (LIPS_CLOSED). The
+# grin (MV4) undoes all of this and goes beyond her own smile.
+REST = ((48, -0.035, 0.14), (60, 0.018, 0.111), (49, -0.03, 0.075), (50, 0.0, -0.01), (51, 0.0, -0.01),
+        (59, -0.035, 0.015), (6, 0.0, -0.02), (7, 0.0, -0.04), (8, 0.0, -0.05), ("lower_lid", 0, 0.02),
+        ("ala", 0, 0.015))
+# The grin takes the lips back to her smile, the corners only part of the way up (GRIN_LIFT): dlib
+# stops following a corner ~0.1 IPD above the other, and a paralysed half stays at rest.
+GRIN_LIFT = 0.45
+_SMILE = tuple((what, -dx, -dy * (GRIN_LIFT if what in (48, 60) else 1.0)) for what, dx, dy in REST
+               if what in (48, 60, 49, 50, 51, 59))
+# What one half-face does in each movement, from rest, when it works fully. MV1 also shuts the eye
+# (eye_closure). dlib stops following a mouth corner ~0.15-0.2 IPD below the other and one brow ~0.1
+# IPD from the other, so droop plus a missing movement stays about within those.
+ACTIONS: dict[str, tuple[tuple[str | int, float, float], ...]] = {
     "MV0": (),                                                            # at rest
-    "MV1": (("mouth", 0.12, -0.02), ("ala", 0, -0.03)),                   # eyes shut; the cheek lifts
+    "MV1": (("mouth", 0.06, -0.03), ("ala", 0, -0.03)),                   # eyes shut tight; the cheek lifts
     "MV2": (("brow", 0, -0.08),),                                         # eyebrows raised
-    "MV3": (("jaw", 0.12, 0), ("mouth", -0.08, -0.02)),                   # cheeks puffed, lips pursed
-    "MV4": (("mouth", 0.10, -0.03), ("lower_lid", 0, -0.03), ("ala", 0.02, -0.04)),  # grin
-    "MV5": (("ala", 0.03, -0.04), ("inner_brow", 0, 0.06), ("lower_lid", 0, -0.04),
-            ("upper_lip", 0, -0.06), ("mouth", 0, -0.03)),                # nose wrinkled
-    "MV6": (("mouth", -0.08, -0.02),),                                    # whistling: lips pucker
+    "MV3": ((1, 0.03, 0), (2, 0.08, 0), (3, 0.12, 0.01), (4, 0.13, 0.02), (5, 0.1, 0.02),  # cheeks puffed:
+            (6, 0.05, 0.01), ("mouth", -0.04, 0),                                    # the outline bulges,
+            (50, 0, 0.02), (51, 0, 0.02), (58, 0, -0.025), (57, 0, -0.025)),         # lips pressed thin
+    "MV4": _SMILE + (("mouth", 0.07, -0.01), ("lower_lid", 0, -0.04), ("ala", 0.02, -0.04)),  # grin: open, wide
+    "MV5": (("ala", 0.03, -0.05), ("inner_brow", 0, 0.06), ("lower_lid", 0, -0.04),  # nose wrinkled, upper
+            ("upper_lip", 0, -0.06), (51, 0, -0.06), (62, 0, -0.05), ("mouth", 0, -0.02)),  # lip raised
+    "MV6": (("mouth", -0.16, 0.0), (49, 0, -0.06), (50, 0, -0.05), (51, 0, -0.035),  # whistling: lips
+            (59, 0, 0.06), (58, 0, 0.05), (57, 0, 0.04)),                              # pursed, rounded
 }
+# How far the lips close in each movement (0 apart as in the astronaut's smile, 1 together), at the
+# sides and in the middle. A paralysed half opens them by PASSIVE_OPENING (pulled apart with the
+# working half's) plus its share of the rest.
+LIPS_CLOSED = {"MV0": (1, 1), "MV1": (1, 1), "MV2": (1, 1), "MV3": (1, 1), "MV4": (0, 0), "MV5": (0.75, 0.7),
+               "MV6": (0.9, 0.4)}
+PASSIVE_OPENING = 0.4
+DARK_MOUTH = ("MV6",)  # pursed lips: the small opening shows the dark of the mouth, not teeth
 # A fully paralysed half at rest: the brow sags, the eye is wider (upper lid retracted, lower lid
 # sagging: lagophthalmos and ectropion), the nostril and the hemi-lip sag.
-DROOP_SHAPE = (("brow", 0, 0.05), ("upper_lid", 0, -0.045), ("lower_lid", 0, 0.045), ("mouth", 0, 0.15),
-               ("ala", 0, 0.07))
+DROOP_SHAPE = (("brow", 0, 0.05), ("upper_lid", 0, -0.045), ("lower_lid", 0, 0.045), ("mouth", 0, 0.1),
+               ("ala", 0, 0.09))
 
 
 def _mirror(i: int) -> int:
@@ -82,29 +114,37 @@ def _mirror(i: int) -> int:
     return int(MIRROR_ORDER[i])
 
 
-def _group_weights(group: str, pts: np.ndarray, image_side: str) -> tuple[list[int], np.ndarray]:
-    """Return the points of `group` on one image side and the share of the group's move each gets."""
+def _group_weights(group: str | int, pts: np.ndarray, image_side: str) -> tuple[list[int], np.ndarray]:
+    """Return the points of `group` (a GROUPS name or one dlib point) on one image side and the
+    share of the group's move each gets."""
+    if isinstance(group, int):
+        point = group if image_side == "left" else _mirror(group)
+        return [point], np.array([0.5 if point == _mirror(point) else 1.0])
     idx = GROUPS[group] if image_side == "left" else [_mirror(i) for i in GROUPS[group]]
     if group != "mouth":
         return idx, np.ones(len(idx))
     mid_x = pts[MOUTH_MIDLINE, 0].mean()
-    corner = 48 if image_side == "left" else 54
-    return idx, np.clip(np.abs(pts[idx, 0] - mid_x) / abs(pts[corner, 0] - mid_x), 0, 1)
+    corner, inner = (48, 60) if image_side == "left" else (54, 64)
+    weight = np.clip(np.abs(pts[idx, 0] - mid_x) / abs(pts[corner, 0] - mid_x), 0, 1)
+    weight[idx.index(inner)] = 1.0  # the inner corner moves with the outer one
+    return idx, weight
 
 
 def _moves(table, pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
-    """Return (68, 2) pixel displacements of one half-face for (group, dx outward, dy down) moves."""
+    """Return (68, 2) pixel displacements of one half-face for (what, dx outward, dy down) moves."""
     d = np.zeros((68, 2))
-    outward = -1.0 if image_side == "left" else 1.0
+    frame = pupil_frame(pts)
+    outward = (-1.0 if image_side == "left" else 1.0) * frame.u
     for group, dx, dy in table:
         idx, weight = _group_weights(group, pts, image_side)
-        d[idx] += weight[:, None] * np.array([dx * outward, dy]) * ipd
+        d[idx] += weight[:, None] * (dx * outward + dy * frame.v) * ipd
     return d
 
 
 # Upper-lid point -> the lower-lid point it meets when the eye closes (image-left eye).
 LID_MEETS = {37: 41, 38: 40}
 CLOSED_GAP = 0.01  # a shut eye's lids in the warp, IPD apart (a zero gap would fold triangles)
+LIPS_GAP = 0.004  # closed lips in the warp, IPD apart (their seam is painted over: `_lip_line`)
 
 
 def eye_closure(pts: np.ndarray, image_side: str) -> np.ndarray:
@@ -118,10 +158,43 @@ def eye_closure(pts: np.ndarray, image_side: str) -> np.ndarray:
     return d
 
 
+# Inner-lip pairs of the image-left half (upper point, lower point; 62/66 on the midline), and the
+# outer-lip points carried along with each inner point (the lip moves as a whole).
+LIP_MEETS = {61: 67, 62: 66}
+LIP_CARRIES = {61: ((50, 1.0), (49, 0.5)), 62: ((51, 1.0),), 67: ((58, 1.0), (59, 0.5)), 66: ((57, 1.0),)}
+UPPER_LIP_SHARE = 0.3  # of the closing done by the upper lip; the lower lip and jaw do the rest
+
+
+def lip_closure(pts: np.ndarray, image_side: str, side: float = 1.0, middle: float = 1.0) -> np.ndarray:
+    """Return (68, 2) displacements bringing one half's upper and lower lip together, by `side`
+    (0..1) at the side pair (61/67) and `middle` at the midline pair (62/66, each half doing half)."""
+    d = np.zeros((68, 2))
+    frame = pupil_frame(pts)
+    gap_closed = LIPS_GAP * frame.ipd
+    for (upper, lower), amount in zip(LIP_MEETS.items(), (side, middle)):
+        weight = 0.5 if upper == _mirror(upper) else 1.0
+        if image_side == "right":
+            upper, lower = _mirror(upper), _mirror(lower)
+        gap = float((pts[lower] - pts[upper]) @ frame.v) - gap_closed
+        if gap <= 0:
+            continue
+        for point, down in ((upper, UPPER_LIP_SHARE * gap), (lower, -(1 - UPPER_LIP_SHARE) * gap)):
+            source = point if image_side == "left" else _mirror(point)
+            for p, share in ((source, 1.0),) + LIP_CARRIES[source]:
+                q = p if image_side == "left" else _mirror(p)
+                d[q] += weight * amount * share * down * frame.v
+    return d
+
+
 def movement_action(movement: str, pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
     """Return (68, 2) displacements (pixels) of one half-face doing `movement` fully (the
     eye closure of MV1 is separate: `eye_closure`)."""
     return _moves(ACTIONS[movement], pts, image_side, ipd)
+
+
+def rest(pts: np.ndarray, ipd: float) -> np.ndarray:
+    """Return (68, 2) displacements (pixels) taking the astronaut's smile to the face at rest."""
+    return _moves(REST, pts, "left", ipd) + _moves(REST, pts, "right", ipd)
 
 
 def droop(pts: np.ndarray, image_side: str, ipd: float) -> np.ndarray:
@@ -213,15 +286,17 @@ def _ipd(pts: np.ndarray) -> float:
     return pupil_frame(pts).ipd
 
 
-def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                  simplices: np.ndarray | None = None) -> np.ndarray:
     """Return (len(ys), len(xs), 2): for each grid node (x, y), the point of `src` that the
-    piecewise-affine map over the Delaunay triangles of `dst` sends to it (NaN outside them).
+    piecewise-affine map over the triangles `simplices` (by default the Delaunay triangles of
+    `dst`) sends to it (NaN outside them).
 
     Each triangle fills the nodes in its bounding box; this is 100x faster than Qhull's point
     location, whose walk gives up on the thin triangles around shut eyes and lid margins.
     """
     out = np.full((len(ys), len(xs), 2), np.nan)
-    for simplex in Delaunay(dst).simplices:
+    for simplex in Delaunay(dst).simplices if simplices is None else simplices:
         p, q = dst[simplex], src[simplex]
         edges = np.array([p[1] - p[0], p[2] - p[0]]).T
         if abs(np.linalg.det(edges)) < 1e-9:
@@ -241,20 +316,30 @@ def _backward_map(src: np.ndarray, dst: np.ndarray, xs: np.ndarray, ys: np.ndarr
 
 
 def _warp(source: np.ndarray, src: np.ndarray, dst: np.ndarray, shape: tuple[int, int],
-          offset: tuple[int, int] = (0, 0), step: int = 4) -> np.ndarray:
+          offset: tuple[int, int] = (0, 0), step: int = 4, simplices: np.ndarray | None = None,
+          exact: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Piecewise-affine warp moving control points `src` to `dst`; return the warped image.
 
     The output has `shape` (h, w); the control points are in coordinates whose origin lies at
     `offset` (x, y) on `source`. The backward map (output pixel -> source pixel) is affine on
-    each Delaunay triangle of `dst`; it is evaluated exactly on a grid every `step` pixels and
-    bilinearly in between.
+    each triangle (`simplices`, by default the Delaunay triangles of `dst`); it is evaluated
+    exactly on a grid every `step` pixels and bilinearly in between, except in the box `exact`
+    (x0, y0, x1, y1), where it is evaluated at every pixel (between the nodes, a seam of triangles
+    thinner than `step` would show what lies between its sides in the source: closed lips' teeth).
     """
     h, w = shape
     xs, ys = np.arange(0, w + step, step, dtype=np.float64), np.arange(0, h + step, step, dtype=np.float64)
-    back = _backward_map(src, dst, xs, ys) + offset  # the anchors lie beyond the frame: no NaN
+    back = _backward_map(src, dst, xs, ys, simplices) + offset  # the anchors lie beyond the frame: no NaN
     # Bilinear up to every pixel: node i of n lands on pixel i * step.
     zoom = [((n - 1) * step + 1) / n for n in back.shape[:2]]
     coords = [ndimage.zoom(back[..., k], zoom, order=1)[:h, :w] for k in (1, 0)]
+    if exact is not None:
+        x0, y0 = max(int(exact[0]), 0), max(int(exact[1]), 0)
+        x1, y1 = min(int(exact[2]), w), min(int(exact[3]), h)
+        if x0 < x1 and y0 < y1:
+            fine = _backward_map(src, dst, np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64),
+                                 simplices) + offset
+            coords[0][y0:y1, x0:x1], coords[1][y0:y1, x0:x1] = fine[..., 1], fine[..., 0]
     out = np.empty((h, w, 3), dtype=source.dtype)
     for c in range(3):
         out[..., c] = ndimage.map_coordinates(source[..., c], coords, order=1, mode="nearest")
@@ -310,6 +395,90 @@ def _helper_points(src: np.ndarray, dst: np.ndarray, ipd: float) -> tuple[np.nda
         hs.append((src[jaw] + src[ala]) / 2 + (0, -0.1 * ipd))
         hd.append((dst[jaw] + dst[ala]) / 2 + (0, -0.1 * ipd))
     return np.array(hs), np.array(hd)
+
+
+# The true inner edges of the lips on the base face (where the teeth and the dark of the mouth
+# begin), as columns along dlib's inner-lip lines of the image-left half: (from, to, t, upper-edge
+# offset, lower-edge offset), the column t of the way from `from` to `to` on both lines (the upper
+# line 60-61-62, the lower 60-67-66), the offsets down the face in IPD. dlib puts its upper inner
+# points on the lip's edge and its lower ones ~0.03 IPD inside the lower lip. Closing the lips
+# brings these edges together, so no tooth is left in a closed mouth; the control points on them
+# keep the warp's triangles from reaching across the mouth.
+LIP_EDGE_COLUMNS = ((0, 1, 1 / 6, -0.012, 0.02), (0, 1, 2 / 6, -0.005, 0.019), (0, 1, 3 / 6, 0.0, 0.016),
+                    (0, 1, 4 / 6, 0.0, 0.006), (0, 1, 5 / 6, 0.0, -0.01), (0, 1, 1.0, -0.009, -0.027),
+                    (1, 2, 0.5, -0.01, -0.028), (1, 2, 1.0, -0.0115, -0.0285))
+LIP_LINES = {"upper": (60, 61, 62), "lower": (60, 67, 66)}
+LIP_LINE_RGB = np.array([105.0, 55.0, 50.0])  # where closed lips meet
+LIP_LINE_WIDTH = 0.012  # IPD
+
+
+def _lip_columns(pts: np.ndarray, image_side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return the points of the upper and lower inner-lip lines at the LIP_EDGE_COLUMNS columns of
+    one half, from the corner to the midline (the midline column only for the image-left half)."""
+    cols = LIP_EDGE_COLUMNS if image_side == "left" else LIP_EDGE_COLUMNS[:-1]
+    out = []
+    for line in ("upper", "lower"):
+        ids = [i if image_side == "left" else _mirror(i) for i in LIP_LINES[line]]
+        out.append(np.array([pts[ids[a]] + t * (pts[ids[b]] - pts[ids[a]]) for a, b, t, _, _ in cols]))
+    return out[0], out[1]
+
+
+def _lip_edges(src: np.ndarray, dst: np.ndarray, ipd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the lips' true inner edges (LIP_EDGE_COLUMNS) in the base face and where they go:
+    (source, destination), each (columns, 2 (upper, lower), 2), and how open (0..1) the mouth is
+    at each column. Columns run from the image-left corner to the image-right one.
+
+    Each edge point keeps its offset from dlib's inner-lip line in the share that the mouth is
+    still open at its column (the gap between the lines against the base face's), so a mouth
+    that opens as wide as the astronaut's shows her teeth as they are, and a closed one none.
+    """
+    v_src, v_dst = pupil_frame(src).v, pupil_frame(dst).v
+    hs, hd, opening = [], [], []
+    for image_side in ("left", "right"):
+        cols = LIP_EDGE_COLUMNS if image_side == "left" else LIP_EDGE_COLUMNS[:-1]
+        up_s, lo_s = _lip_columns(src, image_side)
+        up_d, lo_d = _lip_columns(dst, image_side)
+        order = range(len(cols)) if image_side == "left" else reversed(range(len(cols)))
+        for k in order:
+            off_up, off_lo = cols[k][3:]
+            gap_s, gap_d = (lo_s[k] - up_s[k]) @ v_src, (lo_d[k] - up_d[k]) @ v_dst
+            o = float(np.clip(gap_d / gap_s, 0, 1)) if gap_s > 0 else 0.0
+            hs.append([up_s[k] + off_up * ipd * v_src, lo_s[k] + off_lo * ipd * v_src])
+            hd.append([up_d[k] + off_up * o * ipd * v_dst, lo_d[k] + off_lo * o * ipd * v_dst])
+            opening.append(o)
+    return np.array(hs), np.array(hd), np.array(opening)
+
+
+def _lip_line(img: np.ndarray, edges: np.ndarray, opening: np.ndarray, ipd: float, dark_inside: bool = False
+              ) -> np.ndarray:
+    """Return `img` with the line where closed lips meet drawn between the lips' inner edges
+    (`edges`, (columns, 2 (upper, lower), 2) pixel coordinates, corner to corner), darkest where
+    the mouth is shut (`opening` 0). The seam between closed lips is painted over too: the warp
+    leaves a sliver of teeth there. With `dark_inside`, what shows between the lips is the dark of
+    the mouth, not teeth (pursed lips)."""
+    h, w = img.shape[:2]
+    shut = np.ones(len(opening)) if dark_inside else np.clip(1 - opening / 0.15, 0, 1)
+    if shut.max() <= 0:
+        return img
+    x0, y0 = np.maximum(np.floor(edges.reshape(-1, 2).min(0) - 0.1 * ipd), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(edges.reshape(-1, 2).max(0) + 0.1 * ipd), (w, h)).astype(int)
+    shape = (y1 - y0, x1 - x0)
+    big = Image.new("L", (shape[1] * 4, shape[0] * 4), 0)
+    draw = ImageDraw.Draw(big)
+    width = max(1, round(LIP_LINE_WIDTH * ipd * 4))
+    at = (edges - (x0, y0) + 0.5) * 4 - 0.5
+    for k in range(len(edges) - 1):
+        fill = int(255 * (shut[k] + shut[k + 1]) / 2)
+        if fill:
+            draw.polygon([tuple(at[k, 0]), tuple(at[k + 1, 0]), tuple(at[k + 1, 1]), tuple(at[k, 1])], fill=fill)
+            draw.line([tuple(at[k].mean(0)), tuple(at[k + 1].mean(0))], fill=fill, width=width, joint="curve")
+    dark = ndimage.gaussian_filter(np.asarray(big.resize(shape[::-1], Image.Resampling.BOX), dtype=np.float64) / 255.0,
+                                   0.004 * ipd)[..., None]
+    colour = LIP_LINE_RGB * (0.5 if dark_inside else 1.0)
+    out = img.copy()
+    crop = out[y0:y1, x0:x1].astype(np.float64)
+    out[y0:y1, x0:x1] = np.clip(crop * (1 - 0.8 * dark) + 0.8 * dark * colour, 0, 255).astype(np.uint8)
+    return out
 
 
 def _polygon_mask(polygons: list[np.ndarray], shape: tuple[int, int], supersample: int = 4) -> np.ndarray:
@@ -380,6 +549,10 @@ def _shut_eyes(img: np.ndarray, eyeball: np.ndarray, shut: np.ndarray, opened: n
 # then inner edge, from beside the nostril down to just above the mouth corner.
 FOLD = (((31, 0.36, -0.16), (48, 0.14, -0.14), (48, 0.07, 0.0)),
         ((31, 0.22, -0.16), (48, 0.02, -0.14), (48, 0.02, -0.03)))
+# How deep a working half's fold is in each movement, against the astronaut's smile (1): the smile
+# and the nose wrinkle deepen it, a face at rest or puffed cheeks smooth it. A paralysed half's
+# fold is shallower by its droop (flat when severe).
+FOLD_DEPTH = {"MV0": 0.25, "MV1": 0.6, "MV2": 0.25, "MV3": 0.15, "MV4": 1.0, "MV5": 0.8, "MV6": 0.25}
 
 
 def _flatten_fold(img: np.ndarray, pts: np.ndarray, image_side: str, strength: float, ipd: float) -> np.ndarray:
@@ -400,6 +573,56 @@ def _flatten_fold(img: np.ndarray, pts: np.ndarray, image_side: str, strength: f
     smooth = ndimage.gaussian_filter(crop, sigma=(0.035 * ipd, 0.035 * ipd, 0))
     out = img.copy()
     out[y0:y1, x0:x1] = np.clip(crop + strength * mask * (smooth - crop), 0, 255).astype(np.uint8)
+    return out
+
+
+WRINKLE_RGB = np.array([120.0, 80.0, 65.0])
+WRINKLE_WIDTH = 0.012  # IPD
+
+
+def _wrinkle_lines(movement: str, pts: np.ndarray, image_side: str) -> list[np.ndarray]:
+    """Return the skin creases one working half shows in `movement`, as pixel polylines: forehead
+    lines above a raised brow (MV2) and the oblique "bunny lines" on the side of a wrinkled nose
+    (MV5). A paralysed half shows them in the share it still moves."""
+    frame = pupil_frame(pts)
+    m = (lambda i: i) if image_side == "left" else _mirror
+    up = -frame.v * frame.ipd
+    if movement == "MV2":
+        brow = pts[[m(i) for i in (19, 20, 21)]]
+        return [brow + up * k for k in (0.09, 0.13)]
+    if movement == "MV5":
+        out = frame.u * (-1.0 if image_side == "left" else 1.0) * frame.ipd
+        starts = [pts[27] + (0.35 + 0.3 * k) * (pts[28] - pts[27]) + 0.04 * out for k in range(3)]
+        return [np.array([a, a + 0.06 * out - (0.054 - 0.009 * k) * up]) for k, a in enumerate(starts)]
+    return []
+
+
+def _wrinkles(img: np.ndarray, lines: list[tuple[np.ndarray, float]], ipd: float) -> np.ndarray:
+    """Return `img` with faint creases drawn along the given (polyline, strength 0..1) pairs: a
+    soft shadow in the crease and a soft light on the skin just below it."""
+    lines = [(line, k) for line, k in lines if k > 0.02]
+    if not lines:
+        return img
+    h, w = img.shape[:2]
+    every = np.vstack([line for line, _ in lines])
+    x0, y0 = np.maximum(np.floor(every.min(0) - 0.05 * ipd), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(every.max(0) + 0.05 * ipd), (w, h)).astype(int)
+    if x0 >= x1 or y0 >= y1:
+        return img
+    shape = (y1 - y0, x1 - x0)
+    big = Image.new("L", (shape[1] * 4, shape[0] * 4), 0)
+    draw = ImageDraw.Draw(big)
+    for line, k in lines:
+        draw.line([tuple((p - (x0, y0) + 0.5) * 4 - 0.5) for p in line], fill=int(255 * min(k, 1.0)),
+                  width=max(1, round(WRINKLE_WIDTH * ipd * 4)), joint="curve")
+    drawn = np.asarray(big.resize(shape[::-1], Image.Resampling.BOX), dtype=np.float64) / 255.0
+    crease = ndimage.gaussian_filter(drawn, 0.008 * ipd)
+    light = ndimage.shift(crease, (0.015 * ipd, 0), order=1)[..., None]
+    crease = crease[..., None]
+    out = img.copy()
+    crop = out[y0:y1, x0:x1].astype(np.float64)
+    crop = crop * (1 - 0.3 * crease) + 0.3 * crease * WRINKLE_RGB
+    out[y0:y1, x0:x1] = np.clip(crop + 0.12 * light * (255 - crop), 0, 255).astype(np.uint8)
     return out
 
 
@@ -450,7 +673,7 @@ def render_face(movement: str, label: str, *, mirrored: bool, seed: int, subject
     ipd = _ipd(pts)
     srng = np.random.default_rng(subject_seed)
     prng = np.random.default_rng(seed)
-    d = subject_landmarks(srng, pts, ipd)
+    d = subject_landmarks(srng, pts, ipd) + rest(pts, ipd)
     side, severity = side_and_degree(label)
     # Patient side -> image side: a mirrored photo shows the patient's left on the image's left.
     affected = None if side is None else ("left" if (side == "L") == mirrored else "right")
@@ -461,7 +684,12 @@ def render_face(movement: str, label: str, *, mirrored: bool, seed: int, subject
         d += share[image_side] * movement_action(movement, pts, image_side, ipd)
         if image_side == affected:
             d += DROOP[severity] * droop(pts, image_side, ipd)
-    opened = pts + d
+    # The lips come together as far as the movement lets each half (a paralysed half opens less).
+    side_closed, middle_closed = LIPS_CLOSED[movement]
+    opens = {s: PASSIVE_OPENING + (1 - PASSIVE_OPENING) * share[s] for s in ("left", "right")}
+    lip_moves = sum(lip_closure(pts + d, s, 1 - opens[s] * (1 - side_closed), 1 - opens[s] * (1 - middle_closed))
+                    for s in ("left", "right"))
+    opened = pts + d + lip_moves
     # The upper lid comes down towards the lower lid where droop and the movement left it.
     moved = opened + sum(closure[s] * eye_closure(opened, s) for s in ("left", "right"))
     # Per-photo pose: a small similarity transform about the face centre.
@@ -477,14 +705,32 @@ def render_face(movement: str, label: str, *, mirrored: bool, seed: int, subject
 
     anchors = _anchors(w, h, reach=0.8 / min(scale, 1.0))  # a distant shot shrinks them: still round the frame
 
-    def warp_to(target):
+    def controls(target):
         helpers_src, helpers_dst = _helper_points(pts, target, ipd)
-        return _warp(canvas, np.vstack([pts, helpers_src, anchors]), pose(np.vstack([target, helpers_dst, anchors])),
-                     (h, w), offset)
+        lips_src, lips_dst, _ = _lip_edges(pts, target, ipd)
+        return (np.vstack([pts, helpers_src, lips_src.reshape(-1, 2), anchors]),
+                pose(np.vstack([target, helpers_dst, lips_dst.reshape(-1, 2), anchors])))
+
+    def warp_to(target):
+        src, dst = controls(target)
+        # Triangles of the face with its lips as far apart as in the astronaut's smile: between
+        # closed lips no triangle may reach from one lip across the teeth to the other.
+        layout = Delaunay(controls(target - lip_moves)[1]).simplices
+        mouth = dst[48:68]
+        lo, hi = mouth.min(0) - 0.05 * ipd * zoom, mouth.max(0) + 0.05 * ipd * zoom
+        return _warp(canvas, src, dst, (h, w), offset, simplices=layout, exact=(*lo, *hi))
 
     img = warp_to(moved)
-    if affected is not None:
-        img = _flatten_fold(img, pose(moved), affected, DROOP[severity], ipd * zoom)
+    for image_side in ("left", "right"):
+        depth = FOLD_DEPTH[movement] * (1 - DROOP[severity] if image_side == affected else 1.0)
+        img = _flatten_fold(img, pose(moved), image_side, 1 - depth, ipd * zoom)
+    img = _wrinkles(img, [(pose(line), share[s]) for s in ("left", "right")
+                          for line in _wrinkle_lines(movement, moved, s)], ipd * zoom)
+    _, lips, opening = _lip_edges(pts, moved, ipd)
+    corners = np.repeat(moved[[60, 64]][:, None], 2, axis=1)
+    lips = np.concatenate([corners[:1], lips, corners[1:]])
+    img = _lip_line(img, pose(lips.reshape(-1, 2)).reshape(lips.shape), np.r_[0.0, opening, 0.0], ipd * zoom,
+                    dark_inside=movement in DARK_MOUTH)
     if movement == "MV1":
         img = _shut_eyes(img, warp_to(opened), pose(moved), pose(opened), closure, ipd * zoom)
     # Colour and light: per-subject skin tone shift, per-photo exposure.
@@ -511,6 +757,44 @@ def make_image(subject: str, movement: str, label: str, *, mirrored: bool, seed:
     buf = io.BytesIO()
     pil.save(buf, "JPEG", quality=quality)
     return SyntheticImage(buf.getvalue(), subject, movement, label, mirrored, source, seed)
+
+
+MOVEMENT_WORDS = {"MV0": "at rest", "MV1": "eyes closed", "MV2": "eyebrows raised", "MV3": "cheeks puffed",
+                  "MV4": "grin", "MV5": "nose wrinkled", "MV6": "whistling"}
+CLASS_WORDS = {"N": "normal", "L1": "left mild", "L2": "left moderate", "L3": "left severe", "R1": "right mild",
+               "R2": "right moderate", "R3": "right severe"}
+
+
+def contact_sheet(labels: tuple[str, ...] = ("N", "L2", "R3"), movements: tuple[str, ...] = MOVEMENTS, *,
+                  subject_seed: int = 3, seed: int = 7, tile: int = 150, mirrored: bool = False) -> Image.Image:
+    """Return a contact sheet of one synthetic subject: a row per class in `labels`, a column per
+    movement, each photo cropped to the face, `tile` pixels wide, under a SYNTHETIC banner. Sides
+    are the patient's (a photo that is not `mirrored` shows the patient's left on the image's right)."""
+    from PIL import ImageFont
+
+    font = ImageFont.load_default(size=max(10, tile // 11))
+    crop_w, crop_h = 420, 500  # of the 540 x 648 photo, round the face
+    th = round(tile * crop_h / crop_w)
+    label_w, head_h, banner_h = round(tile * 0.9), round(tile * 0.22), round(tile * 0.24)
+    sheet = Image.new("RGB", (label_w + tile * len(movements), banner_h + head_h + th * len(labels)), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.rectangle((0, 0, sheet.width, banner_h - 1), fill=(180, 20, 20))
+    draw.text((8, banner_h // 2), f"SYNTHETIC ({GENERATOR}): scikit-image's astronaut warped by labeling/synthetic.py, "
+              "not a patient", fill="white", font=font, anchor="lm")
+    for c, mv in enumerate(movements):
+        draw.text((label_w + c * tile + tile // 2, banner_h + head_h // 2), f"{mv} {MOVEMENT_WORDS[mv]}", fill="black",
+                  font=font, anchor="mm")
+    for r, label in enumerate(labels):
+        y = banner_h + head_h + r * th
+        draw.text((6, y + th // 2), f"{label}\n{CLASS_WORDS[label]}", fill="black", font=font, anchor="lm")
+        for c, mv in enumerate(movements):
+            img, pts = render_face(mv, label, mirrored=mirrored, seed=seed, subject_seed=subject_seed)
+            cx, cy = pts[27:68].mean(0)
+            x0 = int(np.clip(cx - crop_w / 2, 0, img.shape[1] - crop_w))
+            y0 = int(np.clip(cy - crop_h * 0.45, 0, img.shape[0] - crop_h))
+            face = Image.fromarray(img[y0:y0 + crop_h, x0:x0 + crop_w]).resize((tile, th), Image.Resampling.LANCZOS)
+            sheet.paste(face, (label_w + c * tile, y))
+    return sheet
 
 
 def subject_plan(n_subjects: int, seed: int) -> list[dict]:
@@ -543,5 +827,5 @@ def movement_label(subject_label: str, movement: str, rng: np.random.Generator) 
     return subject_label
 
 
-__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "make_image", "render_face", "subject_plan",
-           "movement_label", "base_face"]
+__all__ = ["GENERATOR", "MOVEMENTS", "SyntheticImage", "base_face", "contact_sheet", "make_image", "movement_label",
+           "render_face", "subject_plan"]

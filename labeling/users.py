@@ -17,8 +17,8 @@ ROLES = ("reader", "adjudicator", "coordinator", "auditor", "admin")
 MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 
-__all__ = ["MIN_PASSWORD", "ROLES", "User", "UserError", "add_user", "change_own_password", "check_password",
-           "create_first_admin",
+__all__ = ["MIN_PASSWORD", "ROLES", "User", "UserError", "add_simulated_user", "add_user", "change_own_password",
+           "check_password", "create_first_admin",
            "get_user", "has_admin", "has_users", "list_users", "reset_password", "set_active", "set_roles", "validate_password"]
 
 
@@ -78,6 +78,31 @@ def add_user(db: Database, name: str, password: str | None, roles, actor: Actor)
         uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
                            (name, hashed, ",".join(roles), now())).lastrowid
         audit(conn, who, "user.created", "user", uid, name=name, roles=roles)
+    return User(uid, name, frozenset(roles))
+
+
+def add_simulated_user(db: Database, name: str, role: str, actor: Actor) -> User:
+    """Return the SYNTHETIC demo's simulated reader or adjudicator `name`, creating it when missing.
+
+    Its password is random and never shown, so no one can sign in as it; it only acts through
+    labeling/demo.py on synthetic images. Whoever may load the demo ('demo.load': a coordinator, an
+    admin or the shell) may create it, audited as a simulated account.
+    """
+    require(actor, "demo.load")
+    existing = get_user(db, name)
+    if existing is not None:
+        return existing
+    name = validate_name(name)
+    roles = _validate_roles([role])
+    hashed = _hasher.hash(secrets.token_urlsafe(32))
+    with transaction(db) as conn:
+        who = authorize(conn, actor, "demo.load")
+        row = conn.execute("SELECT id, name, roles, active FROM users WHERE name = ?", (name,)).fetchone()
+        if row:
+            return _row_to_user(row)
+        uid = conn.execute("INSERT INTO users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+                           (name, hashed, ",".join(roles), now())).lastrowid
+        audit(conn, who, "user.created", "user", uid, name=name, roles=roles, simulated=True)
     return User(uid, name, frozenset(roles))
 
 

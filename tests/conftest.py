@@ -57,8 +57,8 @@ def db(request, data_dir, monkeypatch):
     if name:
         from ui.common import _databases  # a page run in this process may hold one too
 
-        for other in list(_databases.values()):
-            other.close()
+        for other in [database, *_databases.values()]:
+            getattr(other, "shutdown", other.close)()
         _databases.clear()
         cluster.drop(name)
 

@@ -37,6 +37,7 @@ def test_the_schema_matches_sqlite_table_by_table_and_column_by_column(pg, tmp_p
     guarded = {r[0] for r in lite.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
                                           "name LIKE '%no_update'")}
     assert guarded == set(APPEND_ONLY)  # the same tables are append-only on both
+    post.shutdown()
 
 
 def test_every_append_only_table_refuses_update_delete_and_truncate_from_any_client(pg):
@@ -54,6 +55,7 @@ def test_every_append_only_table_refuses_update_delete_and_truncate_from_any_cli
                 raw.execute(sql)
         assert raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == n
     raw.close()
+    db.shutdown()
 
 
 def _cols(raw, table):
@@ -81,7 +83,7 @@ def test_the_same_study_gives_the_same_results_on_sqlite_and_postgresql(pg, tmp_
                                       "asymmetry_vs_final", "headline")}  # not the times: the two ran apart
         results.append((steps, states, finals, json.dumps(same, sort_keys=True, default=str),
                         db.execute("SELECT count(*) FROM reads").fetchone()[0]))
-        db.close()
+        getattr(db, "shutdown", db.close)()
     (s1, st1, f1, a1, n1), (s2, st2, f2, a2, n2) = results
     assert s1 == s2 and n1 == n2
     assert st1.astype(object).equals(st2.astype(object))
@@ -106,6 +108,7 @@ def test_a_project_is_copied_to_postgresql_verified_and_works_there(pg, tmp_path
 
     new = add_user(post, "after-copy", "a long password", ["reader"], actor=SHELL)
     assert new.id > lite.execute("SELECT max(id) FROM users").fetchone()[0]
+    post.shutdown()
     # A target that holds anything is refused, and nothing is written to it.
     with pytest.raises(CopyError, match="not empty"):
         copy_to_postgres(lite, pg)
