@@ -147,7 +147,7 @@ def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Cl
     return Claim(row[0], row[1], _ts(t), _ts(t + lease))
 
 
-_ELIGIBLE = """SELECT s.image_id, s.slot FROM read_slots s JOIN images i ON i.id = s.image_id
+_ELIGIBLE = """SELECT s.image_id, s.slot, i.subject_id FROM read_slots s JOIN images i ON i.id = s.image_id
     WHERE s.read_id IS NULL AND s.shuffle {side} :start
       AND (s.lease_expires IS NULL OR s.lease_expires <= :now)
       AND (s.reserved_for IS NULL OR s.reserved_for = :me)
@@ -156,8 +156,8 @@ _ELIGIBLE = """SELECT s.image_id, s.slot FROM read_slots s JOIN images i ON i.id
            ELSE NOT EXISTS (SELECT 1 FROM read_slots o WHERE o.image_id = s.image_id AND o.slot <> s.slot
                             AND o.reader_id = :me AND (o.read_id IS NOT NULL OR o.lease_expires > :now)) END)
       AND NOT EXISTS (SELECT 1 FROM effective_adjudications a WHERE a.image_id = s.image_id)
-      AND i.subject_id IS NOT :avoid
-    ORDER BY s.shuffle LIMIT 1"""
+    ORDER BY s.shuffle LIMIT :look"""
+LOOK_AHEAD = 16  # open slots looked at past the reader's start for one of another subject
 
 
 def reading_start(reader_id: int, made: int) -> int:
@@ -181,18 +181,22 @@ def _last_subject(conn: sqlite3.Connection, reader: User) -> int | None:
 
 def _next_slot(conn: sqlite3.Connection, reader: User, t: dt.datetime, intra: bool, made: int,
                last: int | None):
-    """The reader's next open slot in their reading order, avoiding the subject they answered last
-    while the queue holds another subject."""
-    params = {"now": _ts(t), "me": reader.id, "intra": int(intra), "start": reading_start(reader.id, made)}
+    """The reader's next open slot in their reading order, passing over the subject they answered
+    last for one of the next LOOK_AHEAD open slots in their order when one is of another subject
+    (so a claim reads a bounded number of rows however many slots a subject holds)."""
+    params = {"now": _ts(t), "me": reader.id, "intra": int(intra), "start": reading_start(reader.id, made),
+              "look": LOOK_AHEAD}
     # On PostgreSQL the chosen slot is locked too, and a slot another transaction holds is passed
     # over (writes are serialised already: see db/postgres.py; this keeps the claim right without it).
     lock = " FOR UPDATE OF s SKIP LOCKED" if getattr(conn, "backend", "sqlite") == "postgresql" else ""
-    for avoid in ((last,) if last is not None else ()) + (None,):
-        for side in (">=", "<"):  # from the start to the end of the order, then from its beginning
-            row = conn.execute(_ELIGIBLE.format(side=side) + lock, {**params, "avoid": avoid}).fetchone()
-            if row:
-                return row
-    return None
+    seen: list = []
+    for side in (">=", "<"):  # from the start to the end of the order, then from its beginning
+        seen += conn.execute(_ELIGIBLE.format(side=side) + lock, {**params, "look": LOOK_AHEAD - len(seen)}).fetchall()
+        if len(seen) >= LOOK_AHEAD:
+            break
+    other = next((row for row in seen if row[2] != last), None)
+    row = other or (seen[0] if seen else None)
+    return None if row is None else (row[0], row[1])
 
 
 def release(db: Database, reader: User) -> None:

@@ -132,13 +132,14 @@ def read_next(db, reader, label=None, cannot_grade=None, now=None):
     viewing time); return (image_id, read_id), or None when nothing is left for them."""
     import datetime as dt
 
-    from labeling.queue import claim_next, submit_read
+    from labeling.queue import claim_next, submit_choice
 
     t = now or dt.datetime.now(dt.timezone.utc)
     claim = claim_next(db, reader, now=t - dt.timedelta(seconds=1))
     if claim is None:
         return None
-    return claim.image_id, submit_read(db, reader, claim.image_id, label, cannot_grade=cannot_grade, now=t)
+    # A quality-control item (a share of every queue) is answered like any image; it is no read.
+    return claim.image_id, submit_choice(db, reader, claim.token, label, cannot_grade=cannot_grade, now=t)
 
 
 def read_image(db, reader, image_id, label=None, cannot_grade=None, now=None):

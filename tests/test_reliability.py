@@ -24,7 +24,7 @@ import pytest
 
 from db.access import open_project, transaction
 from labeling import settings
-from labeling.users import User, add_user
+from labeling.users import add_user
 from tests.conftest import ROOT, SHELL, photo_folder, read_next
 from tests.workers import result, start
 
@@ -156,7 +156,7 @@ def test_hammer_8_readers_an_adjudicator_and_an_exporting_coordinator(final_temp
     wall = time.time() - t0
 
     everyone = [*results, adj, coord]
-    assert sum(r["locked"] for r in everyone) == 0, "an unhandled 'database is locked' escaped"
+    assert sum(r["locked"] for r in everyone) == 0, [(r.get("name"), r["errors"][:2]) for r in everyone if r["locked"]]
     assert [e for r in everyone for e in r["errors"]] == []
     # The only refusals a reader may meet here: undoing a read of an image already adjudicated.
     assert all("adjudicated" in m for r in results for m in r["refused"]), [r["refused"][:3] for r in results]
@@ -388,7 +388,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
     db = open_project(data)
     for name in killed_names[1:]:
         try:
-            export_dataset(db, data, name, actor=User(0, "test", frozenset({"coordinator"})), workers=1)
+            export_dataset(db, data, name, actor=SHELL, workers=1)
         except ExportError as exc:
             assert "already exists" in str(exc)
     db.close()
