@@ -131,7 +131,7 @@ def render_photos(jobs: list[dict], workers: int | None = None,
 def _smallest_cell(conn) -> int | None:
     """Return the images in the smallest non-empty movement x class cell of the synthetic truth."""
     row = conn.execute("SELECT min(n) FROM (SELECT count(*) AS n FROM ground_truth g "
-                       "JOIN images i ON i.id = g.image_id GROUP BY i.movement, g.label)").fetchone()
+                       "JOIN images i ON i.id = g.image_id GROUP BY i.movement, g.label) AS cells").fetchone()
     return int(row[0]) if row and row[0] else None
 
 

@@ -44,7 +44,7 @@ def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepare
 
     data_dir, image_id, _ = prepared
     sign_in(page, server, "jud", path="/adjudicate")
-    page.get_by_text("image(s) waiting").wait_for()
+    page.get_by_text("1 image(s) waiting").wait_for()
     started = time.monotonic()
     page.get_by_text("Correct the landmarks").click()
     editor = page.locator("[data-testid=landmark-editor]")

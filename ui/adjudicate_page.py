@@ -155,7 +155,7 @@ def adjudicate_page() -> None:
     if not held or held[0] != token:
         st.session_state["adj_case"] = (token, dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"))
     st.markdown(f"**{case.movement} — {MOVEMENT_NAMES[case.movement]}** · {case.reason} · "
-                f"{orientation_hint(case.mirrored)}")
+                f"{orientation_hint(case.mirrored)} · {len(queue)} image(s) waiting")
     left, right = st.columns([13, 8])
     rgb = stored_rgb(case.stored_path)
     with left:
