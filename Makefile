@@ -7,7 +7,7 @@ STAMP := $(VENV)/.requirements-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
 
-.PHONY: setup run test test-fast browser postgres bench gpu-check clean-venv
+.PHONY: setup run lint test test-all test-fast browser postgres bench gpu-check clean-venv
 
 # The venv is (re)built when missing or when requirements.txt is newer than the last install.
 $(STAMP): requirements.txt requirements-nodeps.txt
@@ -32,12 +32,20 @@ browser:
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
-test: setup browser postgres
+# ruff.toml holds the rules; the linter runs before the tests.
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup browser postgres lint
 	$(BIN)/python -m pytest
+
+# Also the `extended` tests (pytest.ini): every architecture under XLA, the TensorFlow GPU-check smoke.
+test-all: setup browser postgres lint
+	$(BIN)/python -m pytest -m "extended or not extended"
 
 # Everything but the slow end-to-end and training tests.
 test-fast: setup postgres
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow and not extended"
 
 # The benchmarks print their figures; docs/performance.md records them.
 bench: setup

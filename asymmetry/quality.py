@@ -1,4 +1,4 @@
-"""Automatic quality flags of a face photo: `blurry` and `distant` (DESIGN §2, paper §2.3.4).
+"""Automatic quality flags of a face photo: `blurry` and `distant` (paper §2.3.4).
 
 Flagged images still get read and measured; the export sends them to the training split only.
 The flags are a first guess a coordinator can override. Thresholds and how they were calibrated

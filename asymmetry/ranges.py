@@ -1,4 +1,4 @@
-"""Range table and range classifier of check 2 (DESIGN §3, §4).
+"""Range table and range classifier of check 2 (docs/asymmetry.md).
 
 From the check-1 consensus images, learn for every movement x class a box: an interval of signed
 RgAs and one of signed AnAs (robust percentiles, default 5th-95th). An image's range class is the

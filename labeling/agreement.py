@@ -886,19 +886,19 @@ def reading_time_summary(reads) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# Published figures (DESIGN §7 and the paper), to show beside ours
+# Published figures (the grading literature and the paper), to show beside ours
 
 
 PUBLISHED_FIGURES = (
     # (scale, statistic, low, high, source, compares with our measure)
     ("House-Brackmann", "Cohen's kappa (global grade)", 0.54, 0.54, "Reitzen et al. 2009", "cohen_kappa"),
-    ("House-Brackmann", "Fleiss' kappa", 0.21, 0.50, "later studies (as cited in DESIGN §7)", "fleiss_kappa"),
-    ("Sunnybrook", "ICC", 0.89, 0.97, "as cited in DESIGN §7", None),
-    ("FNGS 2.0", "ICC", 0.84, 0.97, "as cited in DESIGN §7", None),
+    ("House-Brackmann", "Fleiss' kappa", 0.21, 0.50, "later House-Brackmann reliability studies (range)", "fleiss_kappa"),
+    ("Sunnybrook", "ICC", 0.89, 0.97, "published reliability studies (range)", None),
+    ("FNGS 2.0", "ICC", 0.84, 0.97, "published reliability studies (range)", None),
     ("Song 2018 seven classes", "check-1 agreement", 0.97, 0.97, "Song et al. 2018 §2.3.3", "check1"),
     ("Song 2018 seven classes", "check-2 agreement", 0.93, 0.93, "Song et al. 2018 §2.3.3", "check2"),
-    ("Song 2018 seven classes", "side agreement", 1.00, 1.00, "Song et al. 2018 (DESIGN §7)", "side_agreement"),
-    ("Song 2018 seven classes", "degree agreement", 0.971, 0.980, "Song et al. 2018 (DESIGN §7)", "degree_agreement"),
+    ("Song 2018 seven classes", "side agreement", 1.00, 1.00, "Song et al. 2018 §3", "side_agreement"),
+    ("Song 2018 seven classes", "degree agreement", 0.971, 0.980, "Song et al. 2018 §3", "degree_agreement"),
     ("Song 2018 seven classes", "IDFNP accuracy", 0.975, 0.975, "Song et al. 2018 §3.1", "model_accuracy"),
     ("Song 2018 seven classes", "asymmetry method accuracy", 0.792, 0.987, "Song et al. 2018 §3.2",
      "asymmetry_accuracy"),

@@ -1,4 +1,4 @@
-"""The seven classes of the protocol (DESIGN §1): N, L1-L3, R1-R3, as side and degree."""
+"""The seven classes of the protocol: N, L1-L3, R1-R3, as side and degree."""
 from __future__ import annotations
 
 from db.migrations import CLASSES

@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     sheet.add_argument("--subject", type=int, default=3, help="the synthetic subject's seed (default 3)")
     sheet.add_argument("--tile", type=int, default=150, help="width of each photo in pixels (default 150)")
     sheet.set_defaults(func=cmd_demo_sheet)
-    exp = sub.add_parser("export", help="export the images with a final label as a new dataset folder (DESIGN §5)")
+    exp = sub.add_parser("export", help="export the images with a final label as a new dataset folder (docs/export.md)")
     exp.add_argument("--name", required=True, help="the export's folder name: letters, digits, '.', '_', '-'")
     exp.add_argument("--seed", type=int, default=0, help="seed of the split and folds (default 0)")
     exp.add_argument("--out", default=None, help="folder holding the exports (default: DATA/exports)")

@@ -1,4 +1,4 @@
-"""Dataset export for the trainer (DESIGN §5): final labels only, de-identified landmark crops,
+"""Dataset export for the trainer (docs/export.md): final labels only, de-identified landmark crops,
 subject-grouped 7:2:1 splits and 10-fold cross-validation, written once into an immutable folder.
 
 Layout: NAME/{train,val,test}/{N,L1,...,R3}/<image sha256>.png, manifest.csv, datacard.md and

@@ -112,7 +112,7 @@ def _one_row(line: int, rec: dict[str, str], name: str) -> tuple[ManifestRow | N
         return bad(f"unknown source {rec.get('source', '')!r}: use hospital or mobile")
     m = rec.get("mirrored", "").strip().lower()
     if m == "":
-        mirrored = source == "mobile"  # front cameras mirror; DESIGN §2
+        mirrored = source == "mobile"  # front cameras mirror
     elif m in TRUE:
         mirrored = True
     elif m in FALSE:

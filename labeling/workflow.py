@@ -1,6 +1,6 @@
 """The triple-check state of every image, derived from append-only events, and checks 2 and 3.
 
-State of an image, from its events (DESIGN §3):
+State of an image, from its events (docs/workflow.md):
   awaiting_read_N       fewer effective reads than the image needs (N = the next read)
   agreed                all reads give the same label (check-1 consensus); check 2 not yet done
   accepted              check 2's range class equals the consensus (or check 2 is switched off)

@@ -3,7 +3,6 @@ synthetic demo project renders without an exception or a traceback, the roles ar
 pages themselves, and the audit is computed once per data change, not on every rerun."""
 from __future__ import annotations
 
-import datetime as dt
 import re
 from types import SimpleNamespace
 

@@ -5,7 +5,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from db.access import audit, connect, database_path, open_project, transaction
+from db.access import audit, connect, open_project, transaction
 from db.migrations import MIGRATIONS, applied, migrate
 
 REFUSED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError, psycopg.errors.RaiseException)

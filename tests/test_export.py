@@ -7,7 +7,6 @@ constructed tables where class sizes allow exact ratios.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import shutil

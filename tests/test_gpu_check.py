@@ -131,6 +131,7 @@ def test_smoke_under_jax_without_tensorflow(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # three minutes; `make test` trains, evaluates and predicts under TensorFlow with XLA in test_model_training
 def test_smoke_under_tensorflow_with_xla(tmp_path):
     figures = smoke("tensorflow", tmp_path)
     check_smoke_figures(figures, "tensorflow")

@@ -6,9 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -16,7 +14,7 @@ from asymmetry.imaging import decode_image
 from labeling.importer import import_folder, import_uploaded, read_zip
 from labeling.manifest import ManifestError, parse_manifest
 from labeling.users import add_user
-from tests.conftest import SHELL, ROOT, face_variants, jpeg_bytes, photo_folder, write_manifest
+from tests.conftest import SHELL, ROOT, face_variants, photo_folder, write_manifest
 from tests.corpus import build_corpus
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -120,8 +118,9 @@ def test_cli_exit_codes(data_dir, tmp_path, astronaut):
     (src / "a.jpg").write_bytes(face_variants(astronaut, 1)[0])
     (src / "bad.csv").write_bytes(b"\x00\x01\x02")
     good = write_manifest(src / "m.csv", [{"file": "a.jpg", "subject": "S1", "movement": "mv2", "source": "Hospital"}])
-    run = lambda m: subprocess.run([sys.executable, "-m", "labeling", "import", "--images", str(src), "--manifest", str(m)],
-                                   cwd=ROOT, capture_output=True, text=True, env={**os.environ, "FNP_DATA_DIR": str(data_dir)})
+    def run(m):
+        return subprocess.run([sys.executable, "-m", "labeling", "import", "--images", str(src), "--manifest", str(m)],
+                              cwd=ROOT, capture_output=True, text=True, env={**os.environ, "FNP_DATA_DIR": str(data_dir)})
     bad = run(src / "bad.csv")
     assert bad.returncode == 2 and "bad.csv" in bad.stderr and "Traceback" not in bad.stderr
     ok = run(good)

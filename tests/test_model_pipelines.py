@@ -114,7 +114,7 @@ def test_padding_for_data_parallel_devices_carries_zero_weights(frame):
         assert len(images) % 4 == 0 and len(images) == len(labels) == len(weights)
     real = np.concatenate([labels[weights == 1] for _, labels, weights in batches])
     np.testing.assert_array_equal(real, label_indices(frame["label"]))
-    assert sum(int((w == 0).sum()) for *_, w in batches) == sum(-len(l[w == 1]) % 4 for _, l, w in batches)
+    assert sum(int((w == 0).sum()) for *_, w in batches) == sum(-len(y[w == 1]) % 4 for _, y, w in batches)
 
 
 def test_make_dataset_follows_the_backend(frame):

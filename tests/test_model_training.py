@@ -37,9 +37,10 @@ def export(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def idfnp_run(export, tmp_path_factory) -> Path:
-    """IDFNP trained through the CLI with the paper's optimiser settings: 75 px, 6 epochs, batch 14."""
+    """IDFNP trained through the CLI with the paper's optimiser settings: 75 px, 6 epochs, batch 14,
+    compiled with XLA as on a GPU (Keras' "auto" turns it on there, off on a CPU)."""
     run = tmp_path_factory.mktemp("runs") / "idfnp"
-    args = ["train", "--export", str(export), "--out", str(run), "--image-size", "75", "--epochs", "6"]
+    args = ["train", "--export", str(export), "--out", str(run), "--image-size", "75", "--epochs", "6", "--xla", "on"]
     assert main(args + ["--batch-size", "14", "--weights", "none"]) == 0
     return run
 
@@ -59,6 +60,7 @@ def test_run_folder_holds_config_model_history_metrics_predictions(idfnp_run, ex
     assert config["train"]["arch"] == "idfnp" and config["train"]["image_size"] == 75
     assert config["export"] == str(export.resolve()) and config["classes"] == list(CLASSES)
     assert config["dtype_policy"] == "float32"  # auto: no GPU here
+    assert config["train"]["xla"] == "on"  # the run compiled with XLA as a GPU would
     assert (idfnp_run / "model.keras").is_file() and (idfnp_run / "checkpoints" / "last.weights.h5").is_file()
     predictions = pd.read_csv(idfnp_run / "predictions.csv")
     assert list(predictions.columns) == list(PREDICTION_COLUMNS)
@@ -83,7 +85,7 @@ def test_saved_model_reloads_and_gives_the_same_predictions(idfnp_run, export):
 
 
 def test_evaluate_numbers_match_sklearn(idfnp_run, capsys):
-    assert main(["evaluate", "--run", str(idfnp_run), "--split", "test"]) == 0
+    assert main(["evaluate", "--run", str(idfnp_run), "--split", "test", "--xla", "on"]) == 0
     assert "accuracy" in capsys.readouterr().out
     predictions = pd.read_csv(idfnp_run / "predictions.csv")
     assert set(predictions["split"]) == {"val", "test"}  # the val rows are kept

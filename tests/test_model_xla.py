@@ -4,7 +4,11 @@ TensorFlow backend, where the antialiased resize once made IDFNP and DeepID fail
 runs one training step on a tiny batch, and evaluate and predict for the networks with layers of
 our own (IDFNP, DeepID; the baselines' are keras.applications' stock layers, which the training
 step already compiles forwards and backwards). XLA_FLAGS there lower the compiler's optimisation
-level so the compiles fit a CPU test (the same ops are compiled). Several minutes on 2 cores."""
+level so the compiles fit a CPU test (the same ops are compiled).
+
+`make test` probes IDFNP, DeepID, InceptionV3 and ResNet50 (about two minutes on 2 cores): our own
+layers and one network of each keras.applications family. ResNet101/152 (ResNet50's blocks, deeper)
+and InceptionResNetV2 (three more minutes) are marked `extended`: `make test-all` runs them."""
 import json
 import os
 import subprocess
@@ -19,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 SIZES = {"idfnp": 75, "inception_v3": 75, "inception_resnet_v2": 75, "deepid": 32, "resnet50": 32, "resnet101": 32, "resnet152": 32}
 OWN_LAYERS = ("idfnp", "deepid")  # also evaluated and predicted under XLA
+EXTENDED = ("inception_resnet_v2", "resnet101", "resnet152")  # `make test-all`
 
 PROBE = """
 import json, sys
@@ -44,11 +49,11 @@ for arch, size in json.loads(sys.argv[1]).items():
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
-@pytest.fixture(scope="module")
-def xla_results() -> dict:
-    """{arch: figures} from one XLA training step, evaluate and predict of every architecture."""
+def probe(archs: list[str]) -> dict:
+    """{arch: figures} from one XLA training step (and evaluate and predict of our own networks)."""
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "XLA_FLAGS": FAST_XLA_FLAGS, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(SIZES), json.dumps(OWN_LAYERS)], cwd=ROOT, env=env,
+    sizes = {arch: SIZES[arch] for arch in archs}
+    done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(sizes), json.dumps(OWN_LAYERS)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1700)
     results = {}
     for line in done.stdout.splitlines():
@@ -59,13 +64,24 @@ def xla_results() -> dict:
     return results
 
 
+@pytest.fixture(scope="module")
+def core_results() -> dict:
+    return probe([arch for arch in ARCHITECTURES if arch not in EXTENDED])
+
+
+@pytest.fixture(scope="module")
+def extended_results() -> dict:
+    return probe(list(EXTENDED))
+
+
 def test_every_architecture_is_probed():
-    assert set(SIZES) == set(ARCHITECTURES)
+    assert set(SIZES) == set(ARCHITECTURES) and set(EXTENDED) < set(ARCHITECTURES)
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_architecture_trains_evaluates_and_predicts_under_xla(xla_results, arch):
-    figures = xla_results[arch]
+@pytest.mark.parametrize("arch", [pytest.param(arch, marks=pytest.mark.extended) if arch in EXTENDED else arch
+                                  for arch in ARCHITECTURES])
+def test_architecture_trains_evaluates_and_predicts_under_xla(request, arch):
+    figures = request.getfixturevalue("extended_results" if arch in EXTENDED else "core_results")[arch]
     assert figures["jit_compile"] is True
     assert figures["weights_moved"]  # the step really trained
     assert figures["loss"] > 0

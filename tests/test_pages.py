@@ -1,6 +1,5 @@
 """Every page x every role under AppTest: allowed pages render without an exception, refused
 pages say so and write nothing; the read and adjudication pages work by their buttons."""
-import datetime as dt
 
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -23,8 +23,8 @@ import pytest
 
 from db.access import audit, database_path, open_project, transaction
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
-from labeling.users import User, add_user
-from tests.conftest import ROOT, SHELL, read_image, signed_in
+from labeling.users import add_user
+from tests.conftest import ROOT, SHELL, read_image
 from tests.corpus import FORMULAS, build_hostile_corpus
 from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
 
@@ -165,7 +165,6 @@ def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
     from labeling.auditlog import audit_events
     from labeling.auth import sign_in
     from labeling.export import correct_crop
-    from labeling.queue import claim_next, submit_read
     from labeling.users import UserError
     from labeling.workflow import adjudicate
 

@@ -103,7 +103,7 @@ def test_fewer_reads_per_image_completes_images_that_already_have_enough(db, rea
 
 def test_switching_the_read_mode_leaves_no_slot_nobody_can_take(db, readers):
     settings.change(db, "washout_hours", 1, SHELL)
-    ids = images(db, 4)
+    images(db, 4)
     a, b, *_ = readers
     first = read(db, a, "N", T0)  # one image has its first read, by a (inter mode)
     assert "wait for their last reader's next read after the washout" in settings.preview(db, "read_mode", "intra")

@@ -14,7 +14,7 @@ from db.access import now, transaction
 from labeling import settings
 from labeling.permissions import PermissionDenied
 from labeling.queue import QueueError, claim_next, ensure_slots, submit_read, undo_last_read
-from labeling.users import User, add_user
+from labeling.users import add_user
 from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
                                learn_and_store_ranges, run_check2, state_counts)
 from tests.conftest import SHELL, read_image
@@ -95,7 +95,7 @@ def test_inter_mode_never_gives_a_reader_the_same_image_twice(db, team):
 
 
 def test_a_claim_is_held_not_duplicated_and_leases_expire(db, team):
-    imgs = make_images(db, 2)
+    make_images(db, 2)
     c1 = claim_next(db, team["a"], now=T0)
     assert claim_next(db, team["a"], now=T0 + dt.timedelta(seconds=5)).image_id == c1.image_id  # a rerun: same image
     c_other = claim_next(db, team["b"], now=T0)

@@ -123,7 +123,7 @@ async def _checked_form(request: Request) -> dict | None:
 
 
 def _signin_form(next_path: str, csrf: str, message: str = "", name: str = "", info: str = "") -> str:
-    sso = (f'<a class="button secondary" href="/auth/login">Sign in with your hospital account</a>'
+    sso = ('<a class="button secondary" href="/auth/login">Sign in with your hospital account</a>'
            if sso_configured() else "")
     return (f'{f"<div class=info>{html.escape(info)}</div>" if info else ""}'
             f'{f"<div class=error role=alert>{html.escape(message)}</div>" if message else ""}'
