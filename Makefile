@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 8501
+# The suite runs in this many processes, a test file to each (pytest-xdist); 2 fits the 2-core CI machine.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup run lint test test-all test-fast browser postgres bench gpu-check clean-venv
 
@@ -37,15 +40,15 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: setup browser postgres lint
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # Also the `extended` tests (pytest.ini): every architecture under XLA, the TensorFlow GPU-check smoke.
 test-all: setup browser postgres lint
-	$(BIN)/python -m pytest -m "extended or not extended"
+	$(PYTEST) -m "extended or not extended"
 
 # Everything but the slow end-to-end and training tests.
 test-fast: setup postgres
-	$(BIN)/python -m pytest -m "not slow and not extended"
+	$(PYTEST) -m "not slow and not extended"
 
 # The benchmarks print their figures; docs/performance.md records them.
 bench: setup

@@ -55,6 +55,8 @@ def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepare
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.click(x, y)  # select the mouth corner (image right) ...
     page.get_by_text("Point 54 (mouth corner, image right) selected").wait_for()
+    box = corner.bounding_box()  # where it is now: the page may have moved since the first click
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.click(x + 12, y + 18)  # ... and click its place: lower and further out
     page.get_by_text("1 point(s) moved, not saved yet").wait_for()
     page.get_by_role("button", name="Save correction").click()
