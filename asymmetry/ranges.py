@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-# Display and sort order of the seven classes (paper Table 3); other labels sort after them.
-CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
+from labeling.vocabulary import CLASSES
+
 # Distances are measured in box widths; a box narrower than this on an axis is measured in this
 # instead, so a tight cell cannot make landmark jitter look like a big distance. The values are
 # the landmark jitter of the signed sums (pooled SD of RgAs_signed 0.015, AnAs_signed 1.07 degrees

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from asymmetry.indices import INDEX_VERSION, side_of  # noqa: E402
 from asymmetry.ranges import learn_ranges  # noqa: E402
 from asymmetry.measure import measure_photo  # noqa: E402
-from db.migrations import CLASSES, MOVEMENTS  # noqa: E402
-from labeling.classes import side_and_degree  # noqa: E402
+from labeling.vocabulary import CLASSES, MOVEMENTS  # noqa: E402
+from labeling.vocabulary import side_and_degree  # noqa: E402
 from labeling.range_oof import out_of_fold_frame  # noqa: E402
 from labeling.synthetic import GENERATOR, base_face, make_image  # noqa: E402
 

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 from db.access import Database, now, transaction
 
-CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
-MOVEMENTS = ("MV0", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6")
-SOURCES = ("hospital", "mobile")
 APPEND_ONLY = ("reads", "adjudications", "audit_log")  # more in later migrations: see _append_only calls
-
-
-def _in(values) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 def _append_only(table: str) -> list[str]:
@@ -55,12 +48,12 @@ M0001_CORE = [
         origin TEXT,
         manifest TEXT,
         counts TEXT)""",
-    f"""CREATE TABLE images (
+    """CREATE TABLE images (
         id INTEGER PRIMARY KEY,
         sha256 TEXT NOT NULL UNIQUE,
         subject_id INTEGER NOT NULL REFERENCES subjects(id),
-        movement TEXT NOT NULL CHECK (movement IN {_in(MOVEMENTS)}),
-        source TEXT NOT NULL CHECK (source IN {_in(SOURCES)}),
+        movement TEXT NOT NULL CHECK (movement IN ('MV0', 'MV1', 'MV2', 'MV3', 'MV4', 'MV5', 'MV6')),
+        source TEXT NOT NULL CHECK (source IN ('hospital', 'mobile')),
         mirrored INTEGER NOT NULL CHECK (mirrored IN (0, 1)),
         width INTEGER NOT NULL,
         height INTEGER NOT NULL,
@@ -90,15 +83,15 @@ M0001_CORE = [
         reason TEXT NOT NULL)""",
     # The generator's known class of a synthetic image. Readers never see it: only the demo
     # simulation and the synthetic-accuracy audit read this table.
-    f"""CREATE TABLE ground_truth (
+    """CREATE TABLE ground_truth (
         image_id INTEGER PRIMARY KEY REFERENCES images(id),
-        label TEXT NOT NULL CHECK (label IN {_in(CLASSES)}),
+        label TEXT NOT NULL CHECK (label IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
         generator TEXT NOT NULL)""",
-    f"""CREATE TABLE reads (
+    """CREATE TABLE reads (
         id INTEGER PRIMARY KEY,
         image_id INTEGER NOT NULL REFERENCES images(id),
         reader_id INTEGER NOT NULL REFERENCES users(id),
-        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
+        label TEXT CHECK (label IS NULL OR label IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
         cannot_grade TEXT,
         started_at TEXT,
         submitted_at TEXT NOT NULL,
@@ -109,12 +102,12 @@ M0001_CORE = [
         CHECK ((kind = 'undo') OR (label IS NOT NULL) <> (cannot_grade IS NOT NULL)))""",
     "CREATE INDEX reads_image ON reads(image_id)",
     "CREATE INDEX reads_reader ON reads(reader_id)",
-    f"""CREATE TABLE adjudications (
+    """CREATE TABLE adjudications (
         id INTEGER PRIMARY KEY,
         image_id INTEGER NOT NULL REFERENCES images(id),
         adjudicator_id INTEGER NOT NULL REFERENCES users(id),
         decision TEXT NOT NULL CHECK (decision IN ('final', 'exclude')),
-        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
+        label TEXT CHECK (label IS NULL OR label IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
         reason TEXT,
         at TEXT NOT NULL,
         simulated INTEGER NOT NULL DEFAULT 0,
@@ -187,11 +180,11 @@ M0003_WORKFLOW = [
         params TEXT NOT NULL,
         table_json TEXT NOT NULL)""",
     *_append_only("range_tables"),
-    f"""CREATE TABLE check2_results (
+    """CREATE TABLE check2_results (
         id INTEGER PRIMARY KEY,
         image_id INTEGER NOT NULL REFERENCES images(id),
         range_version TEXT NOT NULL REFERENCES range_tables(version),
-        consensus TEXT NOT NULL CHECK (consensus IN {_in(CLASSES)}),
+        consensus TEXT NOT NULL CHECK (consensus IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
         range_class TEXT,
         distance REAL,
         out_of_range INTEGER NOT NULL DEFAULT 0,
@@ -231,7 +224,7 @@ M0005_PREDICTIONS = [
         config TEXT NOT NULL DEFAULT '{}',
         predictions_sha256 TEXT NOT NULL UNIQUE,
         n_predictions INTEGER NOT NULL)""",
-    f"""CREATE TABLE model_predictions (
+    """CREATE TABLE model_predictions (
         id INTEGER PRIMARY KEY,
         run_id INTEGER NOT NULL REFERENCES model_runs(id),
         row INTEGER NOT NULL,
@@ -239,10 +232,10 @@ M0005_PREDICTIONS = [
         image_id INTEGER REFERENCES images(id),
         split TEXT NOT NULL,
         fold INTEGER,
-        movement TEXT CHECK (movement IS NULL OR movement IN {_in(MOVEMENTS)}),
-        label TEXT CHECK (label IS NULL OR label IN {_in(CLASSES)}),
-        predicted TEXT NOT NULL CHECK (predicted IN {_in(CLASSES)}),
-        {", ".join(f"prob_{c} REAL" for c in CLASSES)},
+        movement TEXT CHECK (movement IS NULL OR movement IN ('MV0', 'MV1', 'MV2', 'MV3', 'MV4', 'MV5', 'MV6')),
+        label TEXT CHECK (label IS NULL OR label IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
+        predicted TEXT NOT NULL CHECK (predicted IN ('N', 'L1', 'L2', 'L3', 'R1', 'R2', 'R3')),
+        prob_N REAL, prob_L1 REAL, prob_L2 REAL, prob_L3 REAL, prob_R1 REAL, prob_R2 REAL, prob_R3 REAL,
         UNIQUE (run_id, row))""",
     "CREATE INDEX model_predictions_image ON model_predictions(image_sha256)",
     "CREATE INDEX model_predictions_split ON model_predictions(split, run_id)",

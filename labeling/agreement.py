@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from db.migrations import MOVEMENTS
+from labeling.vocabulary import MOVEMENTS
 from labeling import agreement_measures as am
 from labeling.agreement_estimates import (CELL_PATTERNS, PAIR_MEASURES, PAIR_NAMES, READ_MEASURES, READ_NAMES, Counts,
                                           Estimate, estimate_groups, flat, flat_columns, one_vs_rest_kappa,

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeling.classes import CLASSES, side_and_degree
+from labeling.vocabulary import CLASSES, ORDINAL_ORDER, side_and_degree
 
 K = len(CLASSES)
 SIDES = np.array([{None: 0, "L": 1, "R": 2}[side_and_degree(c)[0]] for c in CLASSES])
 DEGREES = np.array([side_and_degree(c)[1] for c in CLASSES])
 # Signed position on the ordinal scale: L3 -3, L2 -2, L1 -1, N 0, R1 +1, R2 +2, R3 +3.
 SIGNED = DEGREES * np.where(SIDES == 1, -1, 1)
-ORDINAL_ORDER = tuple(CLASSES[i] for i in np.argsort(SIGNED, kind="stable"))
 ORDINAL_INDEX = np.array([CLASSES.index(c) for c in ORDINAL_ORDER])  # CLASSES positions, scale order
 NAN = float("nan")
 

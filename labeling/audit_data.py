@@ -24,7 +24,7 @@ from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.ranges import MIN_WIDTH, RangeTable
 from db.access import audit as audit_event
 from db.access import fetch_columns, now, transaction
-from db.migrations import CLASSES, MOVEMENTS, SOURCES
+from labeling.vocabulary import CLASSES, MOVEMENTS, SOURCES
 from labeling import agreement, settings
 from labeling.agreement_report import context_figures, overview  # noqa: F401  (the page's and CLI's headline)
 from labeling.range_oof import out_of_fold_frame

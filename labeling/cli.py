@@ -112,7 +112,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_demo_sheet(args) -> int:
-    from db.migrations import CLASSES
+    from labeling.vocabulary import CLASSES
     from labeling.synthetic import contact_sheet
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())

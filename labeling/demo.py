@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from db.access import Database, audit, get_setting, put_setting, transaction
-from db.migrations import CLASSES, MOVEMENTS
+from labeling.vocabulary import CLASSES, MOVEMENTS
 from labeling import settings
 from labeling.actors import Actor
 from labeling.importer import ImportReport, import_rows, sha256_bytes

@@ -33,7 +33,7 @@ from asymmetry.crop import CROP_SIZE, MARGINS, crop_box, crop_for_model
 from asymmetry.imaging import decode_image
 from asymmetry.measure import effective_flags
 from db.access import audit, now, transaction
-from db.migrations import CLASSES, MOVEMENTS, SOURCES
+from labeling.vocabulary import CLASSES, MAX_REASON, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes
 from labeling.importer import left_by_dead_processes
 from labeling.actors import Actor
@@ -57,7 +57,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # Lossless either way, and deterministic: the same crop gives the same bytes.
 PNG_COMPRESS_LEVEL = 1
 MIN_BOX_PX = 32
-MAX_REASON = 500
 PARTIAL = ".partial-"
 _STALE = re.compile(r"\..+" + re.escape(PARTIAL) + r"(\d+)-[0-9a-f]+")
 

@@ -22,8 +22,8 @@ from asymmetry.measure import LANDMARK_VERSION, index_columns, points_json
 from db.access import Database, audit, now, transaction
 from labeling.actors import SystemActor, User
 from labeling.permissions import authorize, require
+from labeling.vocabulary import MAX_REASON
 
-MAX_REASON = 500
 # A point counts as moved when it moved at least this far (pixels of the original photo).
 MOVED_PX = 0.01
 

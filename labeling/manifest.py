@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
-from db.migrations import MOVEMENTS, SOURCES
+from labeling.vocabulary import MOVEMENTS, SOURCES
 
 REQUIRED = ("file", "subject", "movement", "source")
 OPTIONAL = ("mirrored", "sex", "age_group", "cohort")

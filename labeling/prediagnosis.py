@@ -15,11 +15,8 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from db.migrations import CLASSES, MOVEMENTS
-from labeling.classes import side_and_degree
+from labeling.vocabulary import CLASSES, MOVEMENTS, movement_phrase, side_and_degree
 
-MOVEMENT_NAMES = {"MV0": "at rest", "MV1": "eyes closed", "MV2": "eyebrows raised", "MV3": "cheeks puffed",
-                  "MV4": "grinning", "MV5": "nose wrinkled", "MV6": "whistling"}
 # Paper Table 2: the muscles each movement tests. MV0 tests all of them (resting tone).
 MOVEMENT_MUSCLES = {
     "MV1": ("orbicularis oculi",),
@@ -97,7 +94,7 @@ class Prediagnosis:
     def to_markdown(self) -> str:
         """Return the report as Markdown that also reads as plain text."""
         def ev(pairs):
-            return ", ".join(f"{mv} {MOVEMENT_NAMES[mv]}: {lab}" for mv, lab in pairs)
+            return ", ".join(f"{mv} {movement_phrase(mv)}: {lab}" for mv, lab in pairs)
 
         # The subject code comes from a manifest: its Markdown characters are escaped, so a code
         # like ![x](https://…) shows as text instead of loading an image from elsewhere.
@@ -110,13 +107,13 @@ class Prediagnosis:
         if self.resting is not None:
             lines.append(f"- at rest (MV0, all muscles): {self.resting.label}")
         for c in self.conflicts:
-            lines.append(f"- conflicting side: {c.movement} {MOVEMENT_NAMES[c.movement]} is {c.label}")
+            lines.append(f"- conflicting side: {c.movement} {movement_phrase(c.movement)} is {c.label}")
         if self.missing:
             lines.append(f"- not available: {', '.join(self.missing)}")
         for n in self.notes:
             lines.append(f"- note: {n}")
         lines += ["", "| movement | label |", "| --- | --- |"]
-        lines += [f"| {f.movement} {MOVEMENT_NAMES[f.movement]} | {f.label} |" for f in self.movements]
+        lines += [f"| {f.movement} {movement_phrase(f.movement)} | {f.label} |" for f in self.movements]
         lines += ["", "_Research aid from per-movement labels (paper Table 2 mapping); not a diagnosis._"]
         return "\n".join(lines)
 

@@ -25,12 +25,11 @@ import sqlite3
 from dataclasses import dataclass
 
 from db.access import Database, audit, transaction
-from db.migrations import CLASSES
+from labeling.vocabulary import CLASSES, MAX_REASON
 from labeling import reader_qc, settings
 from labeling.actors import User
 from labeling.permissions import authorize, require
 
-MAX_REASON = 500
 
 
 class QueueError(ValueError):

@@ -31,8 +31,7 @@ from scipy import ndimage
 from scipy.spatial import Delaunay
 
 from asymmetry.indices import MIRROR_ORDER, pupil_frame
-from db.migrations import CLASSES, MOVEMENTS
-from labeling.classes import side_and_degree
+from labeling.vocabulary import CLASS_WORDS, CLASSES, MOVEMENTS, movement_phrase, side_and_degree
 
 GENERATOR = "astronaut-warp-v3"
 # Portrait crop of skimage.data.astronaut() around the face, upscaled 4x to 540x648 (the face
@@ -759,10 +758,6 @@ def make_image(subject: str, movement: str, label: str, *, mirrored: bool, seed:
     return SyntheticImage(buf.getvalue(), subject, movement, label, mirrored, source, seed)
 
 
-MOVEMENT_WORDS = {"MV0": "at rest", "MV1": "eyes closed", "MV2": "eyebrows raised", "MV3": "cheeks puffed",
-                  "MV4": "grin", "MV5": "nose wrinkled", "MV6": "whistling"}
-CLASS_WORDS = {"N": "normal", "L1": "left mild", "L2": "left moderate", "L3": "left severe", "R1": "right mild",
-               "R2": "right moderate", "R3": "right severe"}
 
 
 def contact_sheet(labels: tuple[str, ...] = ("N", "L2", "R3"), movements: tuple[str, ...] = MOVEMENTS, *,
@@ -782,7 +777,7 @@ def contact_sheet(labels: tuple[str, ...] = ("N", "L2", "R3"), movements: tuple[
     draw.text((8, banner_h // 2), f"SYNTHETIC ({GENERATOR}): scikit-image's astronaut warped by labeling/synthetic.py, "
               "not a patient", fill="white", font=font, anchor="lm")
     for c, mv in enumerate(movements):
-        draw.text((label_w + c * tile + tile // 2, banner_h + head_h // 2), f"{mv} {MOVEMENT_WORDS[mv]}", fill="black",
+        draw.text((label_w + c * tile + tile // 2, banner_h + head_h // 2), f"{mv} {movement_phrase(mv)}", fill="black",
                   font=font, anchor="mm")
     for r, label in enumerate(labels):
         y = banner_h + head_h + r * th

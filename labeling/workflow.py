@@ -23,14 +23,13 @@ from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.indices import INDEX_VERSION
 from asymmetry.ranges import RangeTable, learn_ranges
 from db.access import Database, audit, fetch_columns, now, transaction
-from db.migrations import CLASSES
+from labeling.vocabulary import CLASSES, MAX_REASON
 from labeling import settings
 from labeling.actors import Actor, User
 from labeling.permissions import authorize, require
 from labeling.queue import TooQuick
 
 STATES = ("awaiting_read_1", "awaiting_read_2", "agreed", "accepted", "awaiting_adjudication", "final", "excluded")
-MAX_REASON = 500
 
 
 class WorkflowError(ValueError):

@@ -6,11 +6,9 @@ it is needed, so `import model` and `python -m model --help` stay quick and the 
 machines without TensorFlow. See docs/model.md.
 """
 
-CLASSES = ("N", "L1", "L2", "L3", "R1", "R2", "R3")
-"""The seven classes of the paper's Table 3, in the order used by every output of this package."""
+from labeling.vocabulary import CLASSES, MOVEMENTS  # the protocol's words (a leaf module, no dependencies)
 
-MOVEMENTS = ("MV0", "MV1", "MV2", "MV3", "MV4", "MV5", "MV6")
-"""The seven movements of the paper's Table 2."""
+__all__ = ["CLASSES", "MOVEMENTS", "ModelError"]
 
 
 class ModelError(Exception):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from model import CLASSES, MOVEMENTS, ModelError
 from model.config import ARCHITECTURES, DISTRIBUTE, MIXED_PRECISION, XLA, TrainConfig
-from model.predict import SOURCES
+from labeling.vocabulary import SOURCES
 
 XLA_HELP = "XLA-compile the steps: auto (default: Keras' choice, on for one GPU), on, off"
 

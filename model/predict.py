@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from labeling.vocabulary import SOURCES
 from model import CLASSES, ModelError
 from model.runs import read_run_config, trained_model_paths
 
 EXPORT_SIZE = 299  # the export's crop size; the pipeline resizes from it
-SOURCES = ("hospital", "mobile")  # the import manifest's photo sources
 EXIF_IFD, LENS_MODEL, LENS_MAKE = 0x8769, 0xA434, 0xA433
 
 

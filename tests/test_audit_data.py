@@ -17,7 +17,7 @@ from asymmetry.indices import INDEX_VERSION
 from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.ranges import RangeCell, RangeTable
 from db.access import fetch_columns, transaction
-from db.migrations import CLASSES
+from labeling.vocabulary import CLASSES
 from labeling import audit_data as ad
 from labeling.cli import main
 from tests.conftest import SHELL

@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from asymmetry.measure import measure_photo
-from db.migrations import CLASSES, MOVEMENTS
-from labeling.classes import side_and_degree
+from labeling.vocabulary import CLASSES, MOVEMENTS
+from labeling.vocabulary import side_and_degree
 from labeling.synthetic import base_face, make_image
 
 # (subject_seed, photo seed, mirrored): three subjects, one of them photographed as a selfie.

@@ -14,11 +14,12 @@ from asymmetry.overlay import draw_overlay
 from labeling import settings
 from labeling.agreement_plots import asymmetry_scatter
 from labeling.queue import TooQuick
+from labeling.vocabulary import MOVEMENT_NAMES
 from labeling.workflow import (QUEUE_ORDERS, WorkflowError, adjudicate, adjudication_case, adjudication_queue,
                                latest_ranges, range_explanation, subject_images,
                                movement_points, undo_last_adjudication)
 from ui.common import current_user, database, guard, safe_callback, show_callback_error
-from ui.images import MOVEMENT_NAMES, orientation_hint, stored_rgb, stored_thumb
+from ui.images import orientation_hint, stored_rgb, stored_thumb
 from ui.keys import Choice, choice_of, decision_surface, jpeg_data_url
 from ui.landmark_editor import landmark_editor
 from ui.read_page import HELP, KEYS, ORDER

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from db.access import data_dir
-from db.migrations import MOVEMENTS
+from labeling.vocabulary import MOVEMENTS
 from labeling.agreement import Audit, Comparison, report_csv
 from labeling.agreement_plots import (agreement_over_time_figure, asymmetry_scatter, confusion_heatmap,
                                       label_distribution_figure, reading_time_figure, report_html, with_intervals)

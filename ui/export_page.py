@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from db.access import image_store
-from db.migrations import CLASSES
+from labeling.vocabulary import CLASSES
 from labeling.export import (SPLITS, ExportError, correct_crop, crop_preview, export_dataset, export_plan,
                              list_exports, missing_from_splits, missing_sentence, present_classes, readiness,
                              review_candidates, seeds_for_every_class, subjects_per_class)

@@ -7,8 +7,6 @@ import streamlit as st
 from asymmetry.imaging import decode_image
 from db.access import image_store
 
-MOVEMENT_NAMES = {"MV0": "At rest", "MV1": "Eyes closed", "MV2": "Eyebrows raised", "MV3": "Cheeks puffed",
-                  "MV4": "Grinning", "MV5": "Nose wrinkled", "MV6": "Whistling"}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

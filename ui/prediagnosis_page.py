@@ -9,7 +9,8 @@ import streamlit as st
 
 from db.access import data_dir
 from labeling.audit_data import data_version, list_runs, list_subjects, subject_labels, subject_predictions
-from labeling.prediagnosis import MOVEMENT_NAMES, prediagnose
+from labeling.prediagnosis import prediagnose
+from labeling.vocabulary import MOVEMENT_NAMES
 from labeling.words import with_headers
 from ui.common import NOTICE, database, guard, report_error
 

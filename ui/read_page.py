@@ -14,16 +14,16 @@ import streamlit as st
 
 from labeling import settings
 from labeling.images import view_for_claim
+from labeling.vocabulary import CLASS_WORDS, MOVEMENT_NAMES, ORDINAL_ORDER
 from labeling.queue import QueueError, TooQuick, claim_next, reader_progress, submit_choice, undo_last_read
 from ui.common import current_user, database, guard, safe_callback, show_callback_error
-from ui.images import MOVEMENT_NAMES, orientation_hint, stored_data_url
+from ui.images import orientation_hint, stored_data_url
 from ui.keys import Choice, choice_of, decision_surface
 
 # Left-hand keys for the patient's left, right-hand keys for the patient's right, N in between.
 KEYS = {"L3": "a", "L2": "s", "L1": "d", "N": "n", "R1": "j", "R2": "k", "R3": "l"}
-ORDER = ["L3", "L2", "L1", "N", "R1", "R2", "R3"]
-HELP = {"N": "normal", "L1": "left mild", "L2": "left moderate", "L3": "left severe",
-        "R1": "right mild", "R2": "right moderate", "R3": "right severe"}
+ORDER = list(ORDINAL_ORDER)
+HELP = CLASS_WORDS
 CHOICES = [Choice(label, KEYS[label], f"{label} · {HELP[label]}", primary=label == "N") for label in ORDER]
 SURFACE = "read_surface"
 _SHOWING_KEY = secrets.token_bytes(32)
