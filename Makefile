@@ -12,12 +12,14 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup run lint test test-all test-fast browser postgres bench gpu-check clean-venv
 
-# The venv is (re)built when missing or when requirements.txt is newer than the last install.
-$(STAMP): requirements.txt requirements-nodeps.txt
+# The venv is (re)built when missing or when requirements.txt (or pyproject.toml) is newer than the
+# last install. The project itself is installed editable: the `fnp` command (.venv/bin/fnp).
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@cp requirements.txt $(STAMP)
 
 setup: $(STAMP)

@@ -57,8 +57,9 @@ def cmd_run(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asymmetry", description="Landmark asymmetry of face photos "
+def build_parser(prog: str = "python -m asymmetry") -> argparse.ArgumentParser:
+    """Return the argument parser of `python -m asymmetry` (`prog`: how usage lines name the command)."""
+    p = argparse.ArgumentParser(prog=prog, description="Landmark asymmetry of face photos "
                                 "(research tool, not a diagnostic device).")
     sub = p.add_subparsers(dest="command", required=True)
     m = sub.add_parser("measure", help="measure photos and print status, indices, side and face box")
@@ -71,7 +72,11 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="measure every stored image not yet measured (parallel, resumable)")
     r.add_argument("--workers", type=int, default=None)
     r.set_defaults(func=cmd_run)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None, prog: str = "python -m asymmetry") -> int:
+    args = build_parser(prog).parse_args(argv)
     return args.func(args)
 
 

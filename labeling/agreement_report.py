@@ -136,7 +136,7 @@ def software_versions() -> str:
     import scipy
     import statsmodels
 
-    from labeling.export import software_version
+    from labeling.version import software_version
 
     return (f"FNP TripleCheck {software_version()}; Python {platform.python_version()}, NumPy {np.__version__}, "
             f"pandas {pd.__version__}, SciPy {scipy.__version__}, statsmodels {statsmodels.__version__}")

@@ -361,9 +361,9 @@ def cmd_import_predictions(args) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser for every subcommand."""
-    p = argparse.ArgumentParser(prog="python -m labeling", description="FNP TripleCheck labeling workflow "
+def build_parser(prog: str = "python -m labeling") -> argparse.ArgumentParser:
+    """Return the argument parser for every subcommand (`prog`: how usage lines name the command)."""
+    p = argparse.ArgumentParser(prog=prog, description="FNP TripleCheck labeling workflow "
                                 "(research tool, not a diagnostic device). Data folder: $FNP_DATA_DIR or ./data.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the data folder and apply database migrations").set_defaults(func=cmd_init)
@@ -440,13 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m labeling") -> int:
     """Run the command line; return the exit code."""
     from labeling.permissions import PermissionDenied
     from labeling.settings import SettingError
     from labeling.users import UserError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     try:
         return args.func(args)
     except (CommandError, PermissionDenied, UserError, SettingError) as exc:

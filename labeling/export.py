@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 import warnings
 from collections.abc import Callable
@@ -38,10 +37,10 @@ from labeling.csvsafe import to_csv_bytes
 from labeling.importer import left_by_dead_processes
 from labeling.actors import Actor
 from labeling.permissions import authorize, require
+from labeling.version import software_version
 from labeling.words import join_words, plural
 from labeling.workflow import final_labels, image_states
 
-VERSION = "0.1.0"
 SPLITS = ("train", "val", "test")
 RATIOS = (0.7, 0.2, 0.1)
 N_FOLDS = 10
@@ -420,18 +419,6 @@ def assign_folds(frame: pd.DataFrame, seed: int = 0, n_folds: int = N_FOLDS) -> 
 
 
 # ---- the export ----------------------------------------------------------------------------
-
-
-def software_version() -> str:
-    """Return this software's version, with `git describe` of the checkout when there is one."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=Path(__file__).resolve().parents[1],
-                             capture_output=True, text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return f"{VERSION} (git {out.stdout.strip()})"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return VERSION
 
 
 def readiness(db: sqlite_utils.Database) -> dict[str, int]:

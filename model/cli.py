@@ -19,9 +19,9 @@ from labeling.vocabulary import SOURCES
 XLA_HELP = "XLA-compile the steps: auto (default: Keras' choice, on for one GPU), on, off"
 
 
-def parser() -> argparse.ArgumentParser:
-    """Returns the argument parser of `python -m model`."""
-    main = argparse.ArgumentParser(prog="python -m model", description="IDFNP trainer (Song et al. 2018). See docs/model.md.")
+def parser(prog: str = "python -m model") -> argparse.ArgumentParser:
+    """Returns the argument parser of `python -m model` (`prog`: how usage lines name the command)."""
+    main = argparse.ArgumentParser(prog=prog, description="IDFNP trainer (Song et al. 2018). See docs/model.md.")
     commands = main.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a model on an export folder")
@@ -174,9 +174,9 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m model") -> int:
     """Runs `python -m model`; returns the exit status (2 for unusable input, one line on stderr)."""
-    args = parser().parse_args(argv)
+    args = parser(prog).parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     commands = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict}
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # XLA compiles the same ops at a lower optimisation level, so that tests compiling with XLA on (as a
 # GPU does by default) fit a 2-core CPU; subprocesses inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from db.access import open_project  # noqa: E402
 from labeling.actors import SystemActor  # noqa: E402
