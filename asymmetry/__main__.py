@@ -46,12 +46,13 @@ def cmd_measure(args) -> int:
 
 def cmd_run(args) -> int:
     from asymmetry.measure import measure_pending
-    from db.access import image_store, open_project
-    from labeling.cli import _progress_bar
+    from db.access import image_store
+    from db.project import open_project
+    from labeling.progress import progress_bar
 
     from labeling.actors import SystemActor
 
-    counts = measure_pending(open_project(), image_store(), workers=args.workers, progress=_progress_bar("measuring"),
+    counts = measure_pending(open_project(), image_store(), workers=args.workers, progress=progress_bar("measuring"),
                              actor=SystemActor.command_line("asymmetry run"))
     print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"))
     return 0

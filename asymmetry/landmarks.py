@@ -52,7 +52,7 @@ SAME_FACE_IOU = 0.5
 PREDICT_MARGIN = 0.25
 
 @functools.lru_cache(maxsize=1)
-def _models():
+def dlib_models():
     """Load dlib's detector and predictor once per process; return (detector, predictor)."""
     import dlib
     import face_recognition_models
@@ -270,7 +270,7 @@ def landmarks_from_decoded(decoded: Decoded, pick_best: bool = False) -> Landmar
     """Detect the face and its 68 points in an already decoded image; return `Landmarks`."""
     if not decoded.ok:
         return Landmarks(decoded.status, decoded.message, size=decoded.size)
-    det, predictor = _models()
+    det, predictor = dlib_models()
     rgb = decoded.rgb
     h, w = rgb.shape[:2]
     full_w, full_h = decoded.size if decoded.size != (0, 0) else (w, h)

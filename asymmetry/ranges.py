@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from labeling.vocabulary import CLASSES
 
@@ -305,3 +306,43 @@ class RangeTable:
         return cls(cells=cells, lo=float(data["lo"]), hi=float(data["hi"]), min_count=int(data["min_count"]),
                    version=data["version"], n_rows=int(data.get("n_rows", 0)),
                    n_skipped=int(data.get("n_skipped", 0)), messages=tuple(data.get("messages", ())))
+
+
+def classify_points(points: pd.DataFrame, table: RangeTable | None,
+                    axes: tuple[str, ...] = ("rgas", "anas")) -> pd.DataFrame:
+    """Return range_class and out_of_range for every row of `points` (movement, rgas, anas).
+
+    The same rule as RangeTable.classify (tests check they agree), on all images at once: the
+    class whose box holds the point (several: nearest centre in box widths; none: the nearest box,
+    out_of_range). `axes=("rgas",)` or `("anas",)` classifies on one index alone, with the boxes'
+    intervals on that axis (paper Table 7 reports the two indices separately). None where the
+    movement has no usable box or the point is missing.
+    """
+    n = len(points)
+    out_class = np.full(n, None, dtype=object)
+    out_range = np.zeros(n, bool)
+    if table is None or n == 0:
+        return pd.DataFrame({"range_class": out_class, "out_of_range": out_range}, index=points.index)
+    movement = points["movement"].to_numpy(dtype=object)
+    xy = np.column_stack([pd.to_numeric(points[a], errors="coerce").to_numpy(float) for a in axes])
+    for mv in table.movements:
+        cells = [c for c in table.cells_for(mv) if c.enough]
+        rows = np.flatnonzero((movement == mv) & np.isfinite(xy).all(1))
+        if not cells or not len(rows):
+            continue
+        lo = np.array([[getattr(c, f"{a}_lo") for a in axes] for c in cells])
+        hi = np.array([[getattr(c, f"{a}_hi") for a in axes] for c in cells])
+        width = np.maximum(hi - lo, np.array([MIN_WIDTH[a] for a in axes]))
+        p = xy[rows][:, None, :]
+        inside = ((lo <= p) & (p <= hi)).all(2)
+        norm = (lambda d: np.hypot(d[..., 0], d[..., 1])) if len(axes) == 2 else (lambda d: np.abs(d[..., 0]))
+        centre_distance = norm((p - (lo + hi) / 2) / width)
+        gap = norm((np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0)) / width)
+        any_inside = inside.any(1)
+        best_inside = np.argmin(np.where(inside, centre_distance, np.inf), axis=1)
+        nearest_gap = gap == gap.min(1, keepdims=True)
+        best_outside = np.argmin(np.where(nearest_gap, centre_distance, np.inf), axis=1)
+        names = np.array([c.cls for c in cells], dtype=object)
+        out_class[rows] = names[np.where(any_inside, best_inside, best_outside)]
+        out_range[rows] = ~any_inside
+    return pd.DataFrame({"range_class": out_class, "out_of_range": out_range}, index=points.index)

@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asymmetry.landmarks import ALGORITHM, _models  # noqa: E402
+from asymmetry.landmarks import ALGORITHM, dlib_models  # noqa: E402
 from asymmetry.measure import measure_photo  # noqa: E402
 from labeling.synthetic import make_image  # noqa: E402
 
@@ -52,7 +52,7 @@ def raw_dlib(path: str) -> int:
     """The baseline: decode, detect, predict once; return the number of points."""
     import dlib
 
-    det, pred = _models()
+    det, pred = dlib_models()
     img = Image.open(path)
     img.draft("RGB", (RAW_PREDICT_SIDE, RAW_PREDICT_SIDE))
     img = img.convert("RGB")
@@ -75,7 +75,7 @@ def ours(path: str) -> int:
 
 
 def timed(fn, paths, workers) -> float:
-    with ProcessPoolExecutor(workers, initializer=_models) as pool:
+    with ProcessPoolExecutor(workers, initializer=dlib_models) as pool:
         list(pool.map(fn, paths[:workers]))  # warm: models loaded in every worker
         t = time.perf_counter()
         found = list(pool.map(fn, paths, chunksize=2))

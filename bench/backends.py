@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from read_queue import READERS, build, pct  # noqa: E402
 
-from db.access import open_project  # noqa: E402
+from db.project import open_project  # noqa: E402
 from db.copy import copy_to_postgres  # noqa: E402
 from labeling.audit_data import load_audit  # noqa: E402
 from labeling.queue import claim_next, submit_read  # noqa: E402

@@ -24,7 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from db.access import open_project, transaction  # noqa: E402
+from db.access import transaction  # noqa: E402
+from db.project import open_project  # noqa: E402
 from labeling.actors import SystemActor  # noqa: E402
 from labeling.demo import load_demo  # noqa: E402
 from labeling.queue import ensure_slots  # noqa: E402

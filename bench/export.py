@@ -29,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.access import open_project  # noqa: E402
+from db.project import open_project  # noqa: E402
 from labeling import settings  # noqa: E402
 from labeling.demo import carry_to_final, load_demo  # noqa: E402
 from labeling.export import PNG_COMPRESS_LEVEL, effective_crop_box, export_dataset  # noqa: E402

@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.access import open_project, transaction  # noqa: E402
+from db.access import transaction  # noqa: E402
+from db.project import open_project  # noqa: E402
 from labeling import settings  # noqa: E402
 from labeling.actors import SystemActor  # noqa: E402
 from labeling.queue import claim_next, submit_read  # noqa: E402

@@ -168,19 +168,6 @@ def database_url() -> str | None:
     return os.environ.get("FNP_DATABASE_URL") or None
 
 
-def open_project(folder: Path | None = None, url: str | None = None):
-    """Open (creating if needed) the project database and apply pending migrations: on PostgreSQL
-    when `url` (or $FNP_DATABASE_URL) names one, else the SQLite file in `folder` (default: the
-    data folder, which holds the photos either way unless $FNP_IMAGE_STORE says otherwise)."""
-    from db.migrations import migrate
-
-    folder = folder or data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    db = connect(url or database_url() or database_path(folder))
-    migrate(db)
-    return db
-
-
 def image_store(folder: Path | None = None) -> Path:
     """Return the folder of the original photos: $FNP_IMAGE_STORE (shared by every server of a
     project, e.g. a network mount), else the data folder. The database holds only paths relative to

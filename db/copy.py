@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from db.access import Database, open_project
+from db.access import Database
+from db.project import open_project
 
 # Parents before children (foreign keys), and each table's key, which orders its rows for the digest.
 TABLES: tuple[tuple[str, str], ...] = (

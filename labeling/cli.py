@@ -8,29 +8,11 @@ import os
 import re
 import sys
 
-from db.access import data_dir, image_store, open_project
+from db.access import data_dir, image_store
+from db.project import open_project
+from labeling.progress import progress_bar
 
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE = 0, 1, 2
-
-
-def _progress_bar(desc: str):
-    """Return a progress callback drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
-
-    bar = {"bar": None}
-
-    def update(done: int, total: int, what: str = "") -> None:
-        if bar["bar"] is None or bar["bar"].total != total:
-            if bar["bar"] is not None:
-                bar["bar"].close()
-            bar["bar"] = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
-        bar["bar"].n = done
-        bar["bar"].refresh()
-        if done >= total:
-            bar["bar"].close()
-            bar["bar"] = None
-
-    return update
 
 
 def _actor(db, args):
@@ -85,7 +67,7 @@ def cmd_import(args) -> int:
     db = open_project()
     try:
         report = import_folder(db, image_store(), args.images, args.manifest, actor=_actor(db, args),
-                               progress=None if args.json else _progress_bar("importing"))
+                               progress=None if args.json else progress_bar("importing"))
     except ManifestError as exc:
         print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -99,14 +81,14 @@ def cmd_demo(args) -> int:
     db = open_project()
     actor = _actor(db, args)
     res = load_demo(db, image_store(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
-                    actor=actor, progress=_progress_bar("demo"))
+                    actor=actor, progress=progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
     print(res.range_note)
     if args.final:
         from labeling.demo import carry_summary, carry_to_final
 
         done = carry_to_final(db, image_store(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
-                              seed=args.seed, actor=actor, progress=_progress_bar("carrying on"))
+                              seed=args.seed, actor=actor, progress=progress_bar("carrying on"))
         print(carry_summary(done))
     return EXIT_OK if not res.report.errors else EXIT_PARTIAL
 
@@ -134,7 +116,7 @@ def cmd_export(args) -> int:
     actor = _actor(db, args)
     try:
         res = export_dataset(db, image_store(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
-                             actor=actor, progress=_progress_bar("exporting"), workers=args.workers,
+                             actor=actor, progress=progress_bar("exporting"), workers=args.workers,
                              every_class_in_train=args.every_class_in_train)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -245,7 +227,7 @@ def cmd_measure(args) -> int:
 
     db = open_project()
     actor = _actor(db, args)
-    counts = measure_pending(db, image_store(), workers=args.workers, progress=_progress_bar("measuring"), actor=actor)
+    counts = measure_pending(db, image_store(), workers=args.workers, progress=progress_bar("measuring"), actor=actor)
     print(sentence(measured_sentence(counts)))
     print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from asymmetry.ranges import learn_ranges_grouped
+from asymmetry.ranges import classify_points, learn_ranges_grouped
 
 N_FOLDS = 10
 SUFFIX = " (out-of-fold)"
@@ -50,8 +50,6 @@ def out_of_fold_frame(measurements: pd.DataFrame, states: pd.DataFrame, *, lo: f
     cell (as check 2 would leave it undecided), and for every image while the project has fewer
     than two subjects.
     """
-    from labeling.audit_data import classify_points
-
     cols = ["image_id", "movement", "fold", *COLUMNS]
     ok = measurements[measurements["status"] == "ok"].merge(
         states[["image_id", "subject_id", "consensus"]], on="image_id", how="left").reset_index(drop=True)

@@ -133,7 +133,7 @@ def submit_answer(db: Database, reader: User, qc_id: int, label: str | None, can
                   token: str | None = None, simulated: bool = False) -> int:
     """Record the reader's answer to the QC item they hold; return the answer's id. Checked like a
     read: held by them, the token of this showing, after the minimum viewing time."""
-    from labeling.queue import QueueError, TooQuick
+    from labeling.queue_errors import QueueError, TooQuick
 
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")

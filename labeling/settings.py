@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from db.access import Database, audit, get_setting, put_setting, transaction
 from labeling.actors import Actor
+from labeling import slot_plans
 from labeling.permissions import authorize, require
 
 
@@ -120,25 +121,26 @@ def validate(key: str, value):
 
 def preview(db: Database, key: str, value) -> str:
     """Return, in a sentence, what changing `key` to `value` would do (nothing is changed)."""
-    from labeling import queue
-
     value = validate(key, value)
     old = get(db, key)
     s = SETTINGS[key]
     if value == old:
         return f"{s.label} is already {value}."
     if key == "reads_per_image":
-        return queue.preview_reads_required(db, int(value))
+        return slot_plans.preview_reads_required(db, int(value))
     if key == "read_mode":
-        return queue.preview_read_mode(db, str(value))
+        return slot_plans.preview_read_mode(db, str(value), get(db, "washout_hours"))
     return f"{s.label}: {old} → {value}{' ' + s.unit if s.unit else ''}."
+
+
+def _read(conn, key: str):
+    """The value of `key` in force inside a transaction on `conn` (its default when never set)."""
+    return get_setting(conn, key, SETTINGS[key].default)
 
 
 def change(db: Database, key: str, value, actor: Actor) -> str:
     """Validate and store a setting, with what it implies for the read queue, in one audited
     transaction; return what was done (as `preview` said). Needs 'settings.manage'."""
-    from labeling import queue
-
     require(actor, "settings.manage")
     value = validate(key, value)
     with transaction(db) as conn:
@@ -150,9 +152,10 @@ def change(db: Database, key: str, value, actor: Actor) -> str:
         put_setting(conn, key, value)
         effect = {}
         if key == "reads_per_image":
-            effect = queue.apply_reads_required(conn, int(value))
+            effect = slot_plans.apply_reads_required(conn, int(value), _read(conn, "read_mode") == "intra",
+                                                      float(_read(conn, "washout_hours")))
         elif key == "read_mode":
-            effect = queue.apply_read_mode(conn, str(value))
+            effect = slot_plans.apply_read_mode(conn, str(value), float(_read(conn, "washout_hours")))
         audit(conn, who, "setting.changed", "setting", key, value=value, before=old, **effect)
     s = SETTINGS[key]
     done = f"{s.label}: {old} → {value}{' ' + s.unit if s.unit else ''}."

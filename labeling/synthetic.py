@@ -263,9 +263,9 @@ def _generator_landmarks(rgb: np.ndarray) -> np.ndarray:
     points, so its photos stay the same byte for byte."""
     import dlib
 
-    from asymmetry.landmarks import _models
+    from asymmetry.landmarks import dlib_models
 
-    det, predictor = _models()
+    det, predictor = dlib_models()
     h, w = rgb.shape[:2]
     shrink = min(1.0, 640 / max(h, w))
     small = np.asarray(Image.fromarray(rgb).resize((max(1, round(w * shrink)), max(1, round(h * shrink))),

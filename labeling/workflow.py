@@ -27,7 +27,7 @@ from labeling.vocabulary import CLASSES, MAX_REASON
 from labeling import settings
 from labeling.actors import Actor, User
 from labeling.permissions import authorize, require
-from labeling.queue import TooQuick
+from labeling.queue_errors import TooQuick
 
 STATES = ("awaiting_read_1", "awaiting_read_2", "agreed", "accepted", "awaiting_adjudication", "final", "excluded")
 

@@ -27,23 +27,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from model import CLASSES, ModelError
+from model import ModelError
+from model.augment import BRIGHTNESS_DELTA, CONTRAST_RANGE, SATURATION_RANGE, ZOOM_RANGE, label_indices
 from model.resize import resize
 
-ZOOM_RANGE = (0.9, 1.0)  # side of the random square, as a fraction of the image side
-BRIGHTNESS_DELTA = 0.1 * 255  # added, uniform in +-this
-CONTRAST_RANGE = (0.9, 1.1)  # factor, uniform
-SATURATION_RANGE = (0.9, 1.1)  # factor, uniform
 
 
 class UnreadableImage(ModelError):
     """An image file that cannot be decoded."""
-
-
-def label_indices(labels) -> np.ndarray:
-    """Returns the class indices (position in CLASSES) of an iterable of class names, as int32."""
-    index = {name: i for i, name in enumerate(CLASSES)}
-    return np.array([index[label] for label in labels], dtype=np.int32)
 
 
 def uses_tf_data() -> bool:

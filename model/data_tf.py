@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import tensorflow as tf
 
-from model.data import (
+from model.augment import (
     BRIGHTNESS_DELTA,
     CONTRAST_RANGE,
     SATURATION_RANGE,

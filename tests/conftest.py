@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # GPU does by default) fit a 2-core CPU; subprocesses inherit it.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
-from db.access import open_project  # noqa: E402
+from db.project import open_project  # noqa: E402
 from labeling.actors import SystemActor  # noqa: E402
 
 # Who sets up test projects: the shell, as the command line does (never an invented user).

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db.access import open_project, transaction
+from db.access import transaction
+from db.project import open_project
 from labeling import audit_data, settings
 from labeling.demo import carry_to_final, load_demo
 from labeling.permissions import allowed

@@ -5,7 +5,8 @@ import sqlite3
 import psycopg
 import pytest
 
-from db.access import audit, connect, open_project, transaction
+from db.access import audit, connect, transaction
+from db.project import open_project
 from db.migrations import MIGRATIONS, applied, migrate
 
 REFUSED = (sqlite3.IntegrityError, psycopg.errors.IntegrityError, psycopg.errors.RaiseException)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from asymmetry.measure import override_flag
-from db.access import open_project
+from db.project import open_project
 from labeling import settings
 from labeling.demo import carry_to_final, load_demo
 from labeling.export import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, ExportPlan,

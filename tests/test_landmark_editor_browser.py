@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 def prepared(data_dir):
     """A project whose first image waits for adjudication (the two reads disagree), measured."""
     from asymmetry.measure import measure_pending
-    from db.access import open_project, transaction
+    from db.access import transaction
+    from db.project import open_project
     from labeling.demo import load_demo
     from labeling.users import add_user
 
@@ -39,7 +40,7 @@ def prepared(data_dir):
 
 
 def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepared, server, page):  # noqa: F811
-    from db.access import open_project
+    from db.project import open_project
     from labeling.landmark_edits import landmark_state
 
     data_dir, image_id, _ = prepared

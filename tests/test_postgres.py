@@ -7,7 +7,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from db.access import open_project
+from db.project import open_project
 from db.copy import CopyError, copy_to_postgres
 from db.schema_pg import APPEND_ONLY
 from labeling import settings

@@ -51,7 +51,7 @@ def test_no_subject_twice_in_a_row_and_subjects_interleaved(db):
 
 
 def test_the_order_is_seeded_per_reader(tmp_path):
-    from db.access import open_project
+    from db.project import open_project
 
     orders = []
     for attempt in range(2):  # the same project built twice: the same reader gets the same order

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from db.access import open_project, transaction
+from db.access import transaction
+from db.project import open_project
 from labeling import settings
 from labeling.users import add_user
 from tests.conftest import ROOT, SHELL, photo_folder, read_next

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from db.access import audit, database_path, open_project, transaction
+from db.access import audit, database_path, transaction
+from db.project import open_project
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
 from labeling.users import add_user
 from tests.conftest import ROOT, SHELL, read_image

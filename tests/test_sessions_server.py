@@ -115,7 +115,7 @@ def test_first_run_set_up_creates_one_admin_then_closes(data_dir):
         assert status == 303 and headers["location"] == "/signin?why=created"
         status, headers, _, _ = c.request("POST", "/setup", {**form, "name": "intruder"})
         assert status == 303 and headers["location"] == "/signin"  # set-up is over: no second admin
-        from db.access import open_project
+        from db.project import open_project
 
         db = open_project(data_dir)
         assert [r[0] for r in db.execute("SELECT name FROM users")] == ["boss"]

@@ -58,7 +58,7 @@ def test_headers_and_audit_details_in_words():
 @pytest.fixture
 def demo_project(data_dir):
     """A one-subject synthetic demo (7 images, simulated reads), not yet measured."""
-    from db.access import open_project
+    from db.project import open_project
     from labeling.demo import load_demo
 
     db = open_project(data_dir)

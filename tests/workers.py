@@ -40,7 +40,7 @@ def result(proc: subprocess.Popen, timeout: float) -> dict:
 def reader_loop(args: tuple[str, str, int, float]) -> dict:
     """Claim and submit as `name` until the queue is empty or time runs out; return what happened."""
     folder, name, seed, seconds = args
-    from db.access import open_project
+    from db.project import open_project
     from labeling.queue import QueueError, claim_next, submit_read
     from labeling.users import get_user
 
@@ -69,7 +69,7 @@ def hammer_reader(args: tuple[str, str, int, float, float]) -> dict:
     """Claim, submit and now and then undo as `name` for `seconds`; return every acknowledged read
     and undo, the errors the app shows a reader (QueueError), and any other error."""
     folder, name, seed, seconds, undo_rate = args
-    from db.access import open_project
+    from db.project import open_project
     from labeling.queue import QueueError, claim_next, submit_read, undo_last_read
     from labeling.users import get_user
 
@@ -103,7 +103,7 @@ def hammer_reader(args: tuple[str, str, int, float, float]) -> dict:
 def hammer_adjudicator(args: tuple[str, str, int, float]) -> dict:
     """Decide (or now and then exclude) whatever comes up for adjudication, for `seconds`."""
     folder, name, seed, seconds = args
-    from db.access import open_project
+    from db.project import open_project
     from labeling.users import get_user
     from labeling.workflow import WorkflowError, adjudicate, adjudication_queue
 
@@ -136,7 +136,7 @@ def hammer_adjudicator(args: tuple[str, str, int, float]) -> dict:
 def hammer_coordinator(args: tuple[str, float]) -> dict:
     """Export again and again (and look at the status counts) for `seconds`; return the exports."""
     folder, seconds = args
-    from db.access import open_project
+    from db.project import open_project
     from labeling.export import export_dataset
     from labeling.actors import SystemActor
     from labeling.workflow import state_counts
@@ -162,7 +162,7 @@ def acknowledged_reads(folder: str, names: str, seed: int, undo_rate: float) -> 
     """Read with the readers `names` (comma-separated) in turn until the queue is empty, printing
     "R <read id>" after each committed read and "U <read id>" after each committed undo: a parent
     that kills this process knows what was acknowledged. Run as a subprocess by the crash test."""
-    from db.access import open_project
+    from db.project import open_project
     from labeling.queue import QueueError, claim_next, submit_read, undo_last_read
     from labeling.users import get_user
 

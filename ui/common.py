@@ -9,7 +9,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from db.access import Database, data_dir, open_project
+from db.access import Database, data_dir
+from db.project import open_project
 from labeling import sessions
 from labeling.actors import User
 from labeling.permissions import allowed
@@ -84,7 +85,7 @@ def signed_out_notice() -> None:
     """Shown when a page runs without a live session (it ended while the tab was open)."""
     from urllib.parse import quote, urlsplit
 
-    from ui.web import SIGNIN, safe_next
+    from ui.paths import SIGNIN, safe_next
 
     try:
         path = urlsplit(st.context.url or "").path or "/"

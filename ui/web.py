@@ -20,12 +20,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from labeling import auth, sessions
+from ui.paths import EXPORT_DOWNLOAD, SETUP, SIGNIN, safe_next
 from labeling.users import MIN_PASSWORD, UserError, create_first_admin, has_admin, has_users
 
 log = logging.getLogger("fnp")
 
-SIGNIN, SETUP = "/signin", "/setup"
-EXPORT_DOWNLOAD = "/download/export/"  # + NAME.zip: a finished export as one zip
 CSRF_COOKIE = "fnp_csrf"
 SSO_COOKIE = "_streamlit_user"  # Streamlit's own cookie once st.login (OIDC) signed someone in
 NOTICE = ("Research tool, not a diagnostic device. FNP TripleCheck supports research annotation of facial nerve "
@@ -54,16 +53,6 @@ def _client(request: Request) -> str:
 def _secure(request: Request) -> bool:
     proto = request.headers.get("x-forwarded-proto") if os.environ.get("FNP_TRUSTED_PROXY") == "1" else None
     return (proto or request.url.scheme) == "https"
-
-
-def safe_next(target: str | None) -> str:
-    """Return `target` when it is a path of this app (never another site, never these routes), else "/"."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(parts.path.startswith(p) for p in (SIGNIN, SETUP)):
-        return "/"
-    return target
 
 
 def sso_configured() -> bool:
