@@ -199,7 +199,8 @@ def run_check2(db: Database, actor: Actor, image_ids: list[int] | None = None) -
             continue  # not measured yet: check 2 runs when it is
         m = meas.loc[r.image_id]
         if m.status != "ok":
-            rows.append((r.image_id, table.version, r.consensus, None, None, 0, "undetermined",
+            outcome = "undetermined"
+            rows.append((r.image_id, table.version, r.consensus, None, None, 0, outcome,
                          f"face not measurable: {m.status}"))
         else:
             res = table.classify(r.movement, float(m.rgas_signed), float(m.anas_signed))
@@ -208,7 +209,7 @@ def run_check2(db: Database, actor: Actor, image_ids: list[int] | None = None) -
             outcome = "accepted" if res.range_class == r.consensus else "mismatch"
             rows.append((r.image_id, table.version, r.consensus, res.range_class, float(res.distance),
                          int(res.out_of_range), outcome, res.message or ""))
-        counts[rows[-1][6]] = counts.get(rows[-1][6], 0) + 1
+        counts[outcome] = counts.get(outcome, 0) + 1
     if rows:
         with transaction(db) as conn:
             who = authorize(conn, actor, "check2.run")
