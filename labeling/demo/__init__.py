@@ -1,0 +1,1 @@
+"""The SYNTHETIC demo: the FNP face generator and the simulated readers and adjudicator that carry a demo project through the workflow."""

@@ -1,0 +1,1 @@
+"""Photos in: the import manifest and the content-addressed importer (per-file report, zip upload)."""
