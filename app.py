@@ -20,13 +20,13 @@ log = logging.getLogger("fnp")
 
 def main() -> None:
     st.set_page_config(page_title="FNP TripleCheck", page_icon="🩺", layout="wide")
-    from labeling.permissions import allowed
-    from labeling.users import has_users
+    from labeling.accounts.permissions import allowed
+    from labeling.accounts.users import has_users
     from ui.common import NOTICE, current_session, database, report_error, sign_out, signed_out_notice
     from ui.menu import PAGES
     from ui.nav import go, link
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     try:
         db = database()
         if not has_users(db):
@@ -63,7 +63,7 @@ def main() -> None:
         log.debug("page run %.1f ms", (time.perf_counter() - started) * 1000)
         from ui.timing import record_run
 
-        record_run(time.perf_counter() - started)
+        record_run(time.perf_counter() - started, time.thread_time() - cpu_started)
 
 
 if __name__ == "__main__":  # Streamlit runs the script of each browser session as __main__

@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
     from db.project import open_project
     from labeling.progress import progress_bar
 
-    from labeling.actors import SystemActor
+    from labeling.accounts.actors import SystemActor
 
     counts = measure_pending(open_project(), image_store(), workers=args.workers, progress=progress_bar("measuring"),
                              actor=SystemActor.command_line("asymmetry run"))

@@ -19,7 +19,7 @@ import numpy as np
 
 # Bump when a formula changes: stored indices with another version are recomputed (from the
 # stored landmark points when the landmark version is unchanged; asymmetry/measure.py), and range
-# tables learned on another version are never applied (labeling/workflow.py latest_ranges).
+# tables learned on another version are never applied (labeling/workflow/states.py latest_ranges).
 # asym-1.1: the lid term's denominator is floored at 0.1.
 # asym-2.0: the frame from the eye corners (was: the means of the eye contours, which a closing
 #           lid moves); the lid term a length in the frame's unit like every other RgAs term (was

@@ -22,7 +22,7 @@ from asymmetry.indices import INDEX_VERSION, Indices, compute_indices
 from asymmetry.landmarks import ALGORITHM, PREDICT_SIDE, Landmarks, landmarks_from_decoded
 from asymmetry.quality import quality_flags
 from db.access import audit, get_setting, now, transaction
-from labeling.permissions import authorize, require
+from labeling.accounts.permissions import authorize, require
 
 # The landmark step's version (model, mirror averaging, sizes): measurements of another version are
 # measured again. asym-1.x stored "dlib-68-ibug300w@1280" (one pass, no mirror).

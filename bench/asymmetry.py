@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asymmetry.landmarks import ALGORITHM, dlib_models  # noqa: E402
 from asymmetry.measure import measure_photo  # noqa: E402
-from labeling.synthetic import make_image  # noqa: E402
+from labeling.demo.synthetic import make_image  # noqa: E402
 
 
 def make_12mp(folder: Path, n: int) -> list[Path]:

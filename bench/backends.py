@@ -23,10 +23,10 @@ from read_queue import READERS, build, pct  # noqa: E402
 
 from db.project import open_project  # noqa: E402
 from db.copy import copy_to_postgres  # noqa: E402
-from labeling.audit_data import load_audit  # noqa: E402
-from labeling.queue import claim_next, submit_read  # noqa: E402
-from labeling.users import get_user  # noqa: E402
-from labeling.workflow import state_counts  # noqa: E402
+from labeling.agreement.data import load_audit  # noqa: E402
+from labeling.workflow.queue import claim_next, submit_read  # noqa: E402
+from labeling.accounts.users import get_user  # noqa: E402
+from labeling.workflow.states import state_counts  # noqa: E402
 from tests.postgres import Cluster  # noqa: E402
 
 

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from db.access import transaction  # noqa: E402
 from db.project import open_project  # noqa: E402
-from labeling.actors import SystemActor  # noqa: E402
-from labeling.demo import load_demo  # noqa: E402
-from labeling.queue import ensure_slots  # noqa: E402
-from labeling.users import add_user  # noqa: E402
+from labeling.accounts.actors import SystemActor  # noqa: E402
+from labeling.demo.project import load_demo  # noqa: E402
+from labeling.workflow.queue import ensure_slots  # noqa: E402
+from labeling.accounts.users import add_user  # noqa: E402
 from tests.browser import PASSWORD, Server  # noqa: E402
 from tests.readers import readers_at_once  # noqa: E402
 
@@ -52,9 +52,17 @@ def build(folder: Path, images: int) -> None:
     db.close()
 
 
-def metrics(url: str, reset: bool) -> list[float]:
+def metrics(url: str, reset: bool) -> tuple[list[float], list[float]]:
+    """The server's page runs since the last reset: (wall seconds, thread CPU seconds)."""
     req = urllib.request.Request(url + "/metrics/runs", method="POST" if reset else "GET")
-    return json.loads(urllib.request.urlopen(req, timeout=30).read())["runs_s"]
+    got = json.loads(urllib.request.urlopen(req, timeout=30).read())
+    return got["runs_s"], got["cpu_s"]
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs, p) -> float:
@@ -82,15 +90,18 @@ def main() -> None:
         try:
             for n in args.levels:
                 metrics(server.url, reset=True)
-                t = time.perf_counter()
+                t, cpu_before = time.perf_counter(), process_cpu_s(server.proc.pid)
                 runs = asyncio.run(readers_at_once(server.url, names[n], look_ms=args.look_ms, double_share=0.0,
                                                    max_reads=args.reads))
                 took = time.perf_counter() - t
+                process_busy = (process_cpu_s(server.proc.pid) - cpu_before) / took
                 errors = [e for r in runs for e in r.errors]
                 lat = [x for r in runs for x in r.latencies_ms]
-                server_ms = [s * 1000 for s in metrics(server.url, reset=True)]
+                wall, cpu = metrics(server.url, reset=True)
+                server_ms, cpu_ms = [s * 1000 for s in wall], [s * 1000 for s in cpu]
                 rows.append((n, sum(len(r.acknowledged) for r in runs), pct(lat, 50), pct(lat, 95), pct(server_ms, 50),
-                             pct(server_ms, 95), took, len(errors)))
+                             pct(server_ms, 95), took, len(errors), pct(cpu_ms, 50), pct(cpu_ms, 95),
+                             process_busy))
                 print(f"  {n:>2} reader(s): {rows[-1][1]} reads in {took:.0f} s, errors {len(errors)}", flush=True)
         finally:
             server.stop()
@@ -98,10 +109,13 @@ def main() -> None:
     print(f"\nsettings: look {args.look_ms} ms per image, {args.reads} reads per reader, {os.cpu_count()} CPU threads "
           "(the Chromium contexts share them with the server)")
     print(f"{'readers':>7}  {'key->next image p50':>19}  {'p95':>7}  {'x1-reader p95':>13}  "
-          f"{'server run p50':>14}  {'p95':>7}  {'x1-reader p95':>13}  errors")
-    for n, reads, p50, p95, s50, s95, took, errs in rows:
+          f"{'server run p50':>14}  {'p95':>7}  {'x1-reader p95':>13}  {'run CPU p50':>11}  {'p95':>7}  "
+          f"{'server cores busy':>17}  errors")
+    for n, reads, p50, p95, s50, s95, took, errs, c50, c95, busy in rows:
         print(f"{n:>7}  {p50:>16.0f} ms  {p95:>4.0f} ms  {p95 / base[3]:>13.2f}  {s50:>11.0f} ms  {s95:>4.0f} ms  "
-              f"{s95 / base[5]:>13.2f}  {errs}")
+              f"{s95 / base[5]:>13.2f}  {c50:>8.0f} ms  {c95:>4.0f} ms  {busy:>17.2f}  {errs}")
+    print("run CPU: the CPU time of the thread that ran each page run (without waiting for a core); server cores busy:"
+          " the whole server process's CPU seconds (page runs, websockets, media) per second of the level")
     held = [r[0] for r in rows if r[3] < 300 and r[7] == 0]
     print(f"\nreaders held at keypress-to-image p95 < 300 ms on this machine: {max(held) if held else 'none measured'}")
 

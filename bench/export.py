@@ -1,6 +1,6 @@
 """Benchmark: exporting 1,000 demo images against a plain decode + crop + PNG save of the same files.
 
-Ours: `labeling.export.export_dataset`, end to end (image states, crop boxes, flags, split and
+Ours: `labeling.export.dataset.export_dataset`, end to end (image states, crop boxes, flags, split and
 folds, crops in a process pool, PNG writing, manifest, data card, checksums, the final rename).
 Baseline: for the same photos and the same boxes, Pillow decode, one crop-and-resize to
 299x299, PNG save at the same compression level, in a pool of the same size; no database, no
@@ -30,11 +30,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.project import open_project  # noqa: E402
-from labeling import settings  # noqa: E402
-from labeling.demo import carry_to_final, load_demo  # noqa: E402
-from labeling.export import PNG_COMPRESS_LEVEL, effective_crop_box, export_dataset  # noqa: E402
-from labeling.actors import SystemActor  # noqa: E402
-from labeling.workflow import final_labels, state_counts  # noqa: E402
+from labeling.workflow import settings  # noqa: E402
+from labeling.demo.project import carry_to_final, load_demo  # noqa: E402
+from labeling.export.dataset import PNG_COMPRESS_LEVEL, effective_crop_box, export_dataset  # noqa: E402
+from labeling.accounts.actors import SystemActor  # noqa: E402
+from labeling.workflow.states import final_labels, state_counts  # noqa: E402
 
 COORD = SystemActor("system:bench")
 

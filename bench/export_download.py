@@ -5,7 +5,7 @@
 Builds a folder shaped like an export (FILES crops of KIB KiB of random bytes, which no
 compression shrinks, like PNG crops, plus a manifest) in a temporary folder, then, interleaved,
 best of ROUNDS:
-  ours      labeling.export_download.export_zip(folder).chunks(), every byte consumed
+  ours      labeling.export.download.export_zip(folder).chunks(), every byte consumed
   read      reading every file in 1 MiB pieces (the floor: the bytes must be read once)
   in-memory the standard library's zipfile writing the same zip into a BytesIO, as handing the
             zip to st.download_button would (it keeps the whole file in memory)
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labeling.export_download import export_zip  # noqa: E402
+from labeling.export.download import export_zip  # noqa: E402
 
 
 def make_folder(root: Path, files: int, kib: int) -> Path:

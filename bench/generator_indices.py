@@ -2,7 +2,7 @@
 docs/asymmetry.md §5 and §11): Spearman correlation of |RgAs| and |AnAs| with severity per
 movement, the side recovered per grade, and the side dead-band table.
 
-Every photo is SYNTHETIC (labeling/synthetic.py), measured through the whole pipeline: JPEG ->
+Every photo is SYNTHETIC (labeling/demo/synthetic.py), measured through the whole pipeline: JPEG ->
 decode -> dlib -> indices. Subject k is photographed as a selfie (`mirrored`) when k is odd.
 
     .venv/bin/python bench/generator_indices.py [--subjects 32] [--workers 2]
@@ -26,8 +26,8 @@ from asymmetry.ranges import learn_ranges  # noqa: E402
 from asymmetry.measure import measure_photo  # noqa: E402
 from labeling.vocabulary import CLASSES, MOVEMENTS  # noqa: E402
 from labeling.vocabulary import side_and_degree  # noqa: E402
-from labeling.range_oof import out_of_fold_frame  # noqa: E402
-from labeling.synthetic import GENERATOR, base_face, make_image  # noqa: E402
+from labeling.agreement.range_oof import out_of_fold_frame  # noqa: E402
+from labeling.demo.synthetic import GENERATOR, base_face, make_image  # noqa: E402
 
 DEADBANDS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0)
 

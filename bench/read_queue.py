@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.access import transaction  # noqa: E402
 from db.project import open_project  # noqa: E402
-from labeling import settings  # noqa: E402
-from labeling.actors import SystemActor  # noqa: E402
-from labeling.queue import claim_next, submit_read  # noqa: E402
-from labeling.users import User  # noqa: E402
-from labeling.workflow import state_counts  # noqa: E402
+from labeling.workflow import settings  # noqa: E402
+from labeling.accounts.actors import SystemActor  # noqa: E402
+from labeling.workflow.queue import claim_next, submit_read  # noqa: E402
+from labeling.accounts.users import User  # noqa: E402
+from labeling.workflow.states import state_counts  # noqa: E402
 
 K, READERS = 10, 20
 

@@ -4,7 +4,7 @@ and every figure beside a bare-SQLite (or bare-library) baseline on the same dat
 - claim-next-image and submit-read p95 (target < 20 ms), undo-last-read p95;
 - the status page's data, `workflow.state_counts` (target < 1 s);
 - the agreement summary, `audit_data.load_audit` with the page's bootstrap (target < 3 s);
-- export manifest creation: the subject-grouped split and folds of `labeling/export.py` on
+- export manifest creation: the subject-grouped split and folds of `labeling/export/dataset.py` on
   100,000 final-labelled rows (no crops written);
 - memory: resident set size (VmRSS from /proc/self/status) after each repetition of the same
   work, which must stay flat.
@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from read_queue import K, READERS, build, pct, time_queue  # noqa: E402
 
 from db.access import transaction  # noqa: E402
-from labeling.audit_data import load_audit  # noqa: E402
-from labeling.export import assign_folds, assign_splits  # noqa: E402
-from labeling.queue import claim_next, submit_read, undo_last_read  # noqa: E402
-from labeling.users import User  # noqa: E402
-from labeling.workflow import state_counts  # noqa: E402
+from labeling.agreement.data import load_audit  # noqa: E402
+from labeling.export.dataset import assign_folds, assign_splits  # noqa: E402
+from labeling.workflow.queue import claim_next, submit_read, undo_last_read  # noqa: E402
+from labeling.accounts.users import User  # noqa: E402
+from labeling.workflow.states import state_counts  # noqa: E402
 
 
 def rss_mib() -> float:

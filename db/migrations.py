@@ -378,7 +378,7 @@ M0013_PREDICTION_SUBJECTS = [
 
 # A slot's place in the reading order: a fixed, well-spread number per (image, slot) (Knuth's
 # multiplicative hash), so one subject's images lie far apart; each reader walks it from a start
-# of their own (labeling/queue.py).
+# of their own (labeling/workflow/queue.py).
 _SHUFFLE = "(({t}.image_id * 2654435761) + ({t}.slot * 40503)) % 4294967296"
 
 M0014_READING_ORDER = [

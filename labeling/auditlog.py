@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import sqlite_utils
 
-from labeling.permissions import require
-from labeling.users import User
+from labeling.accounts.permissions import require
+from labeling.accounts.users import User
 
 
 def audit_events(db: sqlite_utils.Database, viewer: User, *, actor: str | None = None, action: str | None = None,

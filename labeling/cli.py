@@ -18,8 +18,8 @@ EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE = 0, 1, 2
 def _actor(db, args):
     """Who this command acts as: the user named by --as-user (checked like a signed-in user), else
     the shell itself, recorded as `system:<command> (<os user>)` in the audit log."""
-    from labeling.actors import SystemActor
-    from labeling.users import get_user
+    from labeling.accounts.actors import SystemActor
+    from labeling.accounts.users import get_user
 
     name = getattr(args, "as_user", None)
     if not name:
@@ -55,8 +55,8 @@ def cmd_init(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from labeling.importer import import_folder
-    from labeling.manifest import ManifestError
+    from labeling.intake.importer import import_folder
+    from labeling.intake.manifest import ManifestError
 
     if not os.path.isdir(args.images):
         print(f"error: images folder {args.images} does not exist", file=sys.stderr)
@@ -76,7 +76,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from labeling.demo import load_demo
+    from labeling.demo.project import load_demo
 
     db = open_project()
     actor = _actor(db, args)
@@ -85,7 +85,7 @@ def cmd_demo(args) -> int:
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
     print(res.range_note)
     if args.final:
-        from labeling.demo import carry_summary, carry_to_final
+        from labeling.demo.project import carry_summary, carry_to_final
 
         done = carry_to_final(db, image_store(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
                               seed=args.seed, actor=actor, progress=progress_bar("carrying on"))
@@ -95,7 +95,7 @@ def cmd_demo(args) -> int:
 
 def cmd_demo_sheet(args) -> int:
     from labeling.vocabulary import CLASSES
-    from labeling.synthetic import contact_sheet
+    from labeling.demo.synthetic import contact_sheet
 
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     unknown = [c for c in classes if c not in CLASSES]
@@ -110,7 +110,7 @@ def cmd_demo_sheet(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from labeling.export import ExportError, export_dataset
+    from labeling.export.dataset import ExportError, export_dataset
 
     db = open_project()
     actor = _actor(db, args)
@@ -134,7 +134,9 @@ def _new_password(name: str) -> str:
 
 
 def cmd_users(args) -> int:
-    from labeling import auth, sessions, users
+    from labeling.accounts import auth
+    from labeling.accounts import sessions
+    from labeling.accounts import users
 
     db = open_project()
     if args.action == "list":
@@ -169,7 +171,7 @@ def cmd_users(args) -> int:
         user = users.get_user(db, args.name)
         if user is None:
             raise CommandError(f"no user named {args.name!r}")
-        from labeling.permissions import require
+        from labeling.accounts.permissions import require
 
         require(actor, "users.manage")
         print(f"{sessions.end_all_sessions(db, user, f'signed out by {actor.name}')} session(s) of {user.name} ended")
@@ -202,7 +204,7 @@ def cmd_db(args) -> int:
 
 
 def cmd_settings(args) -> int:
-    from labeling import settings
+    from labeling.workflow import settings
 
     db = open_project()
     if args.action == "list":
@@ -223,7 +225,7 @@ def cmd_settings(args) -> int:
 def cmd_measure(args) -> int:
     from asymmetry.measure import measure_pending
     from labeling.words import check2_sentence, measured_sentence, sentence
-    from labeling.workflow import run_check2
+    from labeling.workflow.states import run_check2
 
     db = open_project()
     actor = _actor(db, args)
@@ -235,7 +237,7 @@ def cmd_measure(args) -> int:
 
 def cmd_ranges(args) -> int:
     from labeling.words import check2_sentence, sentence
-    from labeling.workflow import learn_and_store_ranges, run_check2
+    from labeling.workflow.states import learn_and_store_ranges, run_check2
 
     db = open_project()
     actor = _actor(db, args)
@@ -247,7 +249,7 @@ def cmd_ranges(args) -> int:
 
 def _format_overview(table, context: str) -> str:
     """Return the audit's headline (agreement_report.overview) as fixed-width text."""
-    from labeling.agreement_report import fmt
+    from labeling.agreement.report import fmt
 
     width = max(len(m) for m in table["measure"]) if len(table) else 10
     lines = [f"{'measure':{width}}  {'ours':>6}  {'95% CI':17}  {'n':>7}  {'subjects':>8}  published (context)"]
@@ -263,10 +265,10 @@ def _format_overview(table, context: str) -> str:
 
 
 def cmd_agreement(args) -> int:
-    from labeling.agreement import report_csv
-    from labeling.agreement_plots import report_html
-    from labeling.agreement_report import context_figures, methods_paragraph, overview
-    from labeling.audit_data import load_audit_data
+    from labeling.agreement.summary import report_csv
+    from labeling.agreement.plots import report_html
+    from labeling.agreement.report import context_figures, methods_paragraph, overview
+    from labeling.agreement.data import load_audit_data
 
     db = open_project()
     data = load_audit_data(db, split=args.split)
@@ -283,7 +285,7 @@ def cmd_agreement(args) -> int:
         except OSError as exc:
             print(f"error: cannot write the report to {folder}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_UNUSABLE
-    from labeling.reader_qc import describe, load_qc, reader_qc
+    from labeling.workflow.reader_qc import describe, load_qc, reader_qc
 
     qc = reader_qc(load_qc(db))
     if args.json:
@@ -315,7 +317,7 @@ def cmd_agreement(args) -> int:
 
 
 def cmd_landmarks(args) -> int:
-    from labeling.landmark_edits import corrected_images
+    from labeling.workflow.landmark_edits import corrected_images
 
     table = corrected_images(open_project())
     if args.json:
@@ -331,7 +333,7 @@ def cmd_landmarks(args) -> int:
 
 
 def cmd_import_predictions(args) -> int:
-    from labeling.audit_data import PredictionImportError, import_predictions
+    from labeling.agreement.data import PredictionImportError, import_predictions
 
     db = open_project()
     try:
@@ -424,9 +426,9 @@ def build_parser(prog: str = "python -m labeling") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m labeling") -> int:
     """Run the command line; return the exit code."""
-    from labeling.permissions import PermissionDenied
-    from labeling.settings import SettingError
-    from labeling.users import UserError
+    from labeling.accounts.permissions import PermissionDenied
+    from labeling.workflow.settings import SettingError
+    from labeling.accounts.users import UserError
 
     args = build_parser(prog).parse_args(argv)
     try:

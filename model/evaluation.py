@@ -1,7 +1,7 @@
 """Evaluation (paper §3, docs/model.md): confusion matrix raw and normalised by true class, per-class
 precision and sensitivity, accuracy, per-movement accuracy, side and degree agreement, Cohen's kappa;
 mean and standard deviation over the folds of a --cv run. Figures come from scikit-learn; the kappas
-are labeling.agreement_measures' definitions, the ones the Agreement page reports.
+are labeling.agreement.measures' definitions, the ones the Agreement page reports.
 
 classification_metrics and the CV summary need no deep-learning framework; predicting imports
 Keras lazily (and TensorFlow only under its backend).
@@ -20,7 +20,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from labeling.agreement_measures import weighted_kappa
+from labeling.agreement.measures import weighted_kappa
 from model import CLASSES, ModelError
 from model.runs import PREDICTION_COLUMNS, fold_dirs, read_run_config, trained_model_paths, write_json
 
@@ -44,7 +44,7 @@ def finite(value) -> float | None:
 
 
 def kappa(truth, predicted, weights: str = "nominal") -> float | None:
-    """Returns Cohen's kappa with the named weights of labeling.agreement_measures.WEIGHTS
+    """Returns Cohen's kappa with the named weights of labeling.agreement.measures.WEIGHTS
     (nominal, linear and quadratic on the scale L3 < ... < R3, degree_linear, degree_quadratic,
     laterality), or None where it is undefined (a single class everywhere)."""
     return finite(weighted_kappa(list(truth), list(predicted), weights))

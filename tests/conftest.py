@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 
 from db.project import open_project  # noqa: E402
-from labeling.actors import SystemActor  # noqa: E402
+from labeling.accounts.actors import SystemActor  # noqa: E402
 
 # Who sets up test projects: the shell, as the command line does (never an invented user).
 SHELL = SystemActor("system:tests")
@@ -132,7 +132,7 @@ def read_next(db, reader, label=None, cannot_grade=None, now=None):
     viewing time); return (image_id, read_id), or None when nothing is left for them."""
     import datetime as dt
 
-    from labeling.queue import claim_next, submit_choice
+    from labeling.workflow.queue import claim_next, submit_choice
 
     t = now or dt.datetime.now(dt.timezone.utc)
     claim = claim_next(db, reader, now=t - dt.timedelta(seconds=1))
@@ -149,7 +149,7 @@ def read_image(db, reader, image_id, label=None, cannot_grade=None, now=None):
     import datetime as dt
 
     from db.access import transaction
-    from labeling.queue import submit_read
+    from labeling.workflow.queue import submit_read
 
     t = now or dt.datetime.now(dt.timezone.utc)
     before = (t - dt.timedelta(seconds=1)).isoformat(timespec="milliseconds")
@@ -166,7 +166,7 @@ def read_image(db, reader, image_id, label=None, cannot_grade=None, now=None):
 def signed_in(at, user):
     """Sign `user` in for an AppTest run of the project in $FNP_DATA_DIR: a real session, its
     token where the page looks for it (AppTest cannot send the browser's cookie); return `at`."""
-    from labeling.sessions import start_session
+    from labeling.accounts.sessions import start_session
     from ui.common import TEST_TOKEN, project_database
 
     token, _ = start_session(project_database(), user)

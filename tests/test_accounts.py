@@ -7,11 +7,13 @@ import uuid
 import pytest
 
 from db.access import transaction
-from labeling import auth, sessions, users
-from labeling.actors import SystemActor, User
+from labeling.accounts import auth
+from labeling.accounts import sessions
+from labeling.accounts import users
+from labeling.accounts.actors import SystemActor, User
 from labeling.cli import main as cli
-from labeling.permissions import PermissionDenied
-from labeling.queue import claim_next, ensure_slots
+from labeling.accounts.permissions import PermissionDenied
+from labeling.workflow.queue import claim_next, ensure_slots
 from tests.conftest import SHELL
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -121,8 +123,8 @@ def test_throttling_is_per_name_and_address_and_an_admin_unlocks(db, team):
 
 
 def test_the_shell_never_reads_or_adjudicates(db, team):
-    from labeling.queue import submit_read
-    from labeling.workflow import adjudicate
+    from labeling.workflow.queue import submit_read
+    from labeling.workflow.states import adjudicate
 
     shell = SystemActor.command_line("test")
     assert shell.name.startswith("system:test (")

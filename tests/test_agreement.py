@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
-from labeling import agreement as ag
-from labeling import agreement_plots as plots
+from labeling.agreement import summary as ag
+from labeling.agreement import plots
 from labeling.csvsafe import safe_csv_cell, safe_csv_frame
 
 

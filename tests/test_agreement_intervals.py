@@ -15,9 +15,9 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from labeling import agreement as ag
-from labeling import agreement_measures as am
-from labeling.agreement_stats import Bootstrap, profiles_by_group, proportion_ci, resample
+from labeling.agreement import summary as ag
+from labeling.agreement import measures as am
+from labeling.agreement.stats import Bootstrap, profiles_by_group, proportion_ci, resample
 
 
 def df_factor(subjects: int) -> float:

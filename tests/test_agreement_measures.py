@@ -1,4 +1,4 @@
-"""Every named measure of labeling/agreement_measures.py against a case worked by hand (in the
+"""Every named measure of labeling/agreement/measures.py against a case worked by hand (in the
 comments) and against scikit-learn, statsmodels, krippendorff and irrCAC where they overlap; and
 the audit's values (estimated on pattern counts) against the same libraries on raw reads."""
 from __future__ import annotations
@@ -14,8 +14,8 @@ from irrCAC.table import CAC as TableCAC
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa, fleiss_kappa
 
-from labeling import agreement as ag
-from labeling import agreement_measures as am
+from labeling.agreement import summary as ag
+from labeling.agreement import measures as am
 from model.evaluation import classification_metrics
 from tests.test_agreement import HAND, reads_from_pairs
 
@@ -159,7 +159,7 @@ def test_model_evaluation_uses_the_shared_definitions():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", "import sys, model.evaluation, labeling.agreement_measures; "
+    out = subprocess.run([sys.executable, "-c", "import sys, model.evaluation, labeling.agreement.measures; "
                           "print('tensorflow' in sys.modules)"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
 

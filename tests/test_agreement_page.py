@@ -11,10 +11,11 @@ from streamlit.testing.v1 import AppTest
 
 from db.access import transaction
 from db.project import open_project
-from labeling import audit_data, settings
-from labeling.demo import carry_to_final, load_demo
-from labeling.permissions import allowed
-from labeling.users import User, add_user
+from labeling.agreement import data as audit_data
+from labeling.workflow import settings
+from labeling.demo.project import carry_to_final, load_demo
+from labeling.accounts.permissions import allowed
+from labeling.accounts.users import User, add_user
 from tests.test_audit_data import prediction, write_run
 from ui.agreement_page import TABS
 from ui.menu import PAGES

@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labeling.users import add_user
+from labeling.accounts.users import add_user
 from tests.conftest import ROOT, SHELL, signed_in
 
 APP = str(ROOT / "app.py")
@@ -86,7 +86,7 @@ def test_menu_offers_only_the_pages_of_the_roles(db, roles, offered, hidden):
 
 
 def test_a_role_taken_away_applies_to_the_next_page_run(db):
-    from labeling.users import set_roles
+    from labeling.accounts.users import set_roles
 
     user = add_user(db, "someone", "a long password", ["coordinator", "reader"], actor=SHELL)
     at = _app(user)

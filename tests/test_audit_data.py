@@ -18,7 +18,7 @@ from asymmetry.measure import LANDMARK_VERSION
 from asymmetry.ranges import RangeCell, RangeTable
 from db.access import fetch_columns, transaction
 from labeling.vocabulary import CLASSES
-from labeling import audit_data as ad
+from labeling.agreement import data as ad
 from labeling.cli import main
 from tests.conftest import SHELL
 
@@ -150,7 +150,7 @@ def test_loaders_return_what_the_core_expects(db):
     assert list(stored.index) == [1, 2]
     assert stored.loc[1, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L2", "L2", "L2"]
     assert stored.loc[2, ["range_class", "range_class_rgas", "range_class_anas"]].tolist() == ["L3", "L2", "L3"]
-    # The audit's range classes are out-of-fold (labeling/range_oof.py): img1 and img2 (subject S1)
+    # The audit's range classes are out-of-fold (labeling/agreement/range_oof.py): img1 and img2 (subject S1)
     # by ranges learned from S2's consensus images alone, and S2's one consensus image has no face.
     ranges = data.ranges.set_index("image_id")
     assert list(ranges.index) == [1, 2]

@@ -4,9 +4,9 @@ import pytest
 import uuid
 
 from db.access import transaction
-from labeling import settings
-from labeling.queue import ensure_slots
-from labeling.users import add_user
+from labeling.workflow import settings
+from labeling.workflow.queue import ensure_slots
+from labeling.accounts.users import add_user
 from tests.workers import result, start
 from tests.conftest import SHELL
 

@@ -7,10 +7,10 @@ import uuid
 import pytest
 
 from db.access import transaction
-from labeling import settings
-from labeling.queue import QueueError, TooQuick, claim_next, ensure_slots, submit_read
-from labeling.users import add_user
-from labeling.workflow import WorkflowError, adjudicate, image_states, undo_last_adjudication
+from labeling.workflow import settings
+from labeling.workflow.queue import QueueError, TooQuick, claim_next, ensure_slots, submit_read
+from labeling.accounts.users import add_user
+from labeling.workflow.states import WorkflowError, adjudicate, image_states, undo_last_adjudication
 from tests.conftest import SHELL
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)

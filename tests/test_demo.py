@@ -6,11 +6,11 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labeling import settings
-from labeling.demo import carry_blockers, carry_to_final, demo_range_min_count, demo_status, load_demo
-from labeling.importer import import_folder
-from labeling.permissions import PermissionDenied
-from labeling.users import add_user
+from labeling.workflow import settings
+from labeling.demo.project import carry_blockers, carry_to_final, demo_range_min_count, demo_status, load_demo
+from labeling.intake.importer import import_folder
+from labeling.accounts.permissions import PermissionDenied
+from labeling.accounts.users import add_user
 from tests.conftest import ROOT, SHELL, photo_folder, signed_in
 
 
@@ -127,9 +127,9 @@ def test_the_home_page_says_who_may_carry_the_demo_on(db, data_dir):
 def test_the_demo_writes_for_every_role(db, data_dir):
     # The demo's own writes need 'demo.load' (coordinator, admin, the shell); a refused one writes
     # nothing. Carrying on also needs each step's role (above): a refusal there writes nothing either.
-    from labeling.actors import SystemActor
-    from labeling.demo import fit_range_min_count
-    from labeling.users import add_simulated_user
+    from labeling.accounts.actors import SystemActor
+    from labeling.demo.project import fit_range_min_count
+    from labeling.accounts.users import add_simulated_user
 
     load_demo(db, data_dir, subjects=1, seed=3, workers=1, actor=SHELL)
     settings.change(db, "range_min_count", 5, SHELL)
@@ -157,6 +157,6 @@ def test_the_demo_writes_for_every_role(db, data_dir):
         ("system:matrix", "add_simulated_user"), ("system:matrix", "fit_range_min_count"),
         ("system:matrix", "carry_to_final")]
     # An allowed simulated account is no way in: nobody knows its password.
-    from labeling.users import check_password
+    from labeling.accounts.users import check_password
 
     assert check_password(db, "sim-m-admin", "") is None and check_password(db, "sim-m-admin", "password") is None

@@ -2,10 +2,10 @@
 check 2, an adjudicator settles the rest by keyboard, and every image ends with a final label."""
 import pytest
 
-from labeling import settings
-from labeling.demo import load_demo
-from labeling.users import add_user
-from labeling.workflow import final_labels, state_counts
+from labeling.workflow import settings
+from labeling.demo.project import load_demo
+from labeling.accounts.users import add_user
+from labeling.workflow.states import final_labels, state_counts
 from tests.browser import chromium, look_and_press, page, server, sign_in, sign_out  # noqa: F401 - fixtures
 from tests.conftest import SHELL
 

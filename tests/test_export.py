@@ -18,15 +18,15 @@ from PIL import Image
 
 from asymmetry.measure import override_flag
 from db.project import open_project
-from labeling import settings
-from labeling.demo import carry_to_final, load_demo
-from labeling.export import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, ExportPlan,
+from labeling.workflow import settings
+from labeling.demo.project import carry_to_final, load_demo
+from labeling.export.dataset import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, ExportPlan,
                              assign_folds, assign_splits, correct_crop, crop_pixels, effective_crop_box,
                              export_dataset, list_exports, missing_from_splits, review_candidates,
                              seeds_for_every_class, train_anchors)
-from labeling.permissions import PermissionDenied
-from labeling.users import User, add_user
-from labeling.workflow import final_labels
+from labeling.accounts.permissions import PermissionDenied
+from labeling.accounts.users import User, add_user
+from labeling.workflow.states import final_labels
 from tests.browser import chromium  # noqa: F401 - fixture: Debian's Chromium
 from tests.conftest import signed_in, SHELL
 
@@ -233,7 +233,7 @@ def test_permission_needed(project):
 
 
 def test_a_crash_half_way_leaves_no_export_and_a_rerun_works(project, monkeypatch):
-    import labeling.export as export
+    import labeling.export.dataset as export
 
     db, folder = project
     real, calls = export._encode_png, {"n": 0}
@@ -539,7 +539,7 @@ def _unzipped(data: bytes) -> dict[str, bytes | None]:
 
 
 def test_the_zip_holds_exactly_the_export_folder_byte_for_byte(project):
-    from labeling.export_download import download_export, export_zip
+    from labeling.export.download import download_export, export_zip
 
     db, folder = project
     res = _export(db, folder, "zipped")
@@ -560,7 +560,7 @@ def test_the_zip_holds_exactly_the_export_folder_byte_for_byte(project):
 
 
 def test_a_download_is_refused_to_a_reader_and_for_names_that_are_no_finished_export(project, tmp_path):
-    from labeling.export_download import download_export
+    from labeling.export.download import download_export
 
     db, folder = project
     _export(db, folder, "ok")
@@ -581,7 +581,7 @@ def test_streaming_a_large_export_keeps_memory_bounded(tmp_path):
     """96 MiB of crops stream through with a fixed few MiB of Python memory: nothing holds the zip."""
     import tracemalloc
 
-    from labeling.export_download import export_zip
+    from labeling.export.download import export_zip
 
     big = tmp_path / "big"
     (big / "train" / "N").mkdir(parents=True)
@@ -619,8 +619,8 @@ def _get(url: str, path: str, token: str | None = None, headers: dict | None = N
 def test_the_download_route_checks_the_session_and_the_role_on_the_server(project):
     """The real server: no session is sent to sign in, a reader and a foreign page are refused,
     an unknown or escaping name is not found, a coordinator gets the zip with its size announced."""
-    from labeling.export_download import export_zip
-    from labeling.sessions import start_session
+    from labeling.export.download import export_zip
+    from labeling.accounts.sessions import start_session
     from tests.browser import Server
 
     db, folder = project

@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 from asymmetry.measure import measure_photo
 from labeling.vocabulary import CLASSES, MOVEMENTS
 from labeling.vocabulary import side_and_degree
-from labeling.synthetic import base_face, make_image
+from labeling.demo.synthetic import base_face, make_image
 
 # (subject_seed, photo seed, mirrored): three subjects, one of them photographed as a selfie.
 SUBJECTS = ((1, 11, False), (2, 22, True), (3, 33, False))

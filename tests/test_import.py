@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from asymmetry.imaging import decode_image
-from labeling.importer import import_folder, import_uploaded, read_zip
-from labeling.manifest import ManifestError, parse_manifest
-from labeling.users import add_user
+from labeling.intake.importer import import_folder, import_uploaded, read_zip
+from labeling.intake.manifest import ManifestError, parse_manifest
+from labeling.accounts.users import add_user
 from tests.conftest import SHELL, ROOT, face_variants, photo_folder, write_manifest
 from tests.corpus import build_corpus
 

@@ -360,7 +360,7 @@ def test_closing_one_lid_tilts_nothing_on_points(image_side):
     # The generator's eye closure (the upper lid brought down onto the lower lid) applied to the base
     # face's landmarks: the frame is set by eye corners and face outline, so no angle moves at all.
     # The frame of asym-1.x (eye-contour means as pupils) tilted every angle by over a degree.
-    from labeling.synthetic import base_face, eye_closure
+    from labeling.demo.synthetic import base_face, eye_closure
 
     _, pts = base_face()
     shut = pts + eye_closure(pts, image_side)
@@ -371,7 +371,7 @@ def test_closing_one_lid_tilts_nothing_on_points(image_side):
 def _one_lid_shut(image_side: str | None) -> np.ndarray:
     """The generator's symmetric base face (skimage's astronaut, warped) with one upper lid warped
     shut over the eye, everything else left in place; `None`: the same warp with both eyes open."""
-    from labeling import synthetic as syn
+    from labeling.demo import synthetic as syn
 
     canvas, pts, offset = syn._base()
     w, h = (syn.CROP[2] - syn.CROP[0]) * syn.UPSCALE, (syn.CROP[3] - syn.CROP[1]) * syn.UPSCALE

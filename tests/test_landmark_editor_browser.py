@@ -21,8 +21,8 @@ def prepared(data_dir):
     from asymmetry.measure import measure_pending
     from db.access import transaction
     from db.project import open_project
-    from labeling.demo import load_demo
-    from labeling.users import add_user
+    from labeling.demo.project import load_demo
+    from labeling.accounts.users import add_user
 
     db = open_project(data_dir)
     load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
@@ -41,7 +41,7 @@ def prepared(data_dir):
 
 def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepared, server, page):  # noqa: F811
     from db.project import open_project
-    from labeling.landmark_edits import landmark_state
+    from labeling.workflow.landmark_edits import landmark_state
 
     data_dir, image_id, _ = prepared
     sign_in(page, server, "jud", path="/adjudicate")

@@ -14,12 +14,12 @@ import pytest
 from asymmetry.indices import compute_indices, face_frame
 from asymmetry.measure import measure_pending
 from db.access import transaction
-from labeling import settings
-from labeling.demo import load_demo
-from labeling.landmark_edits import LandmarkEditError, correct_landmarks, corrected_images, landmark_state
-from labeling.permissions import PermissionDenied
-from labeling.users import add_user
-from labeling.workflow import image_states, learn_and_store_ranges, run_check2
+from labeling.workflow import settings
+from labeling.demo.project import load_demo
+from labeling.workflow.landmark_edits import LandmarkEditError, correct_landmarks, corrected_images, landmark_state
+from labeling.accounts.permissions import PermissionDenied
+from labeling.accounts.users import add_user
+from labeling.workflow.states import image_states, learn_and_store_ranges, run_check2
 from tests.conftest import ROOT, SHELL
 
 
@@ -155,7 +155,7 @@ def test_check_2_runs_again_on_the_corrected_indices(project):
 
 def test_export_crop_and_a_new_landmark_model_follow_the_correction(project, monkeypatch):
     import asymmetry.measure as measure
-    from labeling.export import effective_crop_box
+    from labeling.export.dataset import effective_crop_box
 
     db, data_dir, users = project
     image_id = _first_image(db)

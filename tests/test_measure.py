@@ -9,8 +9,8 @@ import pytest
 
 from asymmetry.crop import crop_box, crop_for_model
 from asymmetry.measure import effective_flags, measure_pending, measure_photo, pending
-from labeling.demo import load_demo
-from labeling.synthetic import make_image
+from labeling.demo.project import load_demo
+from labeling.demo.synthetic import make_image
 from tests.conftest import SHELL, ROOT, jpeg_bytes
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)

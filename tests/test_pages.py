@@ -4,8 +4,8 @@ pages say so and write nothing; the read and adjudication pages work by their bu
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labeling.demo import load_demo
-from labeling.users import add_user
+from labeling.demo.project import load_demo
+from labeling.accounts.users import add_user
 from ui.menu import PAGES
 from tests.conftest import signed_in, SHELL
 
@@ -34,7 +34,7 @@ def project(tmp_path_factory):
     db = open_project(folder)
     load_demo(db, folder, subjects=1, seed=9, workers=1, actor=SHELL)
     # Roles and blinding are tested here, not viewing times (tests/test_deliberate.py): reads go at once.
-    from labeling import settings
+    from labeling.workflow import settings
 
     settings.change(db, "key_dwell_ms", 0, SHELL)
     users = {role: add_user(db, f"u-{role}", "a long password", [role], actor=SHELL) for role in ROLES}
@@ -47,7 +47,7 @@ def project(tmp_path_factory):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_for_every_role(project, role):
-    from labeling.permissions import allowed
+    from labeling.accounts.permissions import allowed
 
     db, _, users = project
     user = users[role]
@@ -87,7 +87,7 @@ def test_reader_page_shows_the_held_image_and_takes_a_cannot_grade_with_its_reas
 def test_read_page_shows_no_other_read(project):
     """Blind by construction: after another reader's read of an image, nothing of it is on the page."""
     db, _, users = project
-    from labeling.queue import claim_next, submit_read
+    from labeling.workflow.queue import claim_next, submit_read
 
     a = add_user(db, "blind-a", "a long password", ["reader"], actor=SHELL)
     b = add_user(db, "blind-b", "a long password", ["reader"], actor=SHELL)
@@ -107,19 +107,19 @@ def _write_calls(folder):
     """(action the write needs, name, call(db, user)): every domain function that writes (or shows
     what only its role may see), called as the page would. The permission check comes first, so
     preconditions do not matter for a refusal; an allowed call may still fail on one (QueueError...)."""
-    from labeling import settings
+    from labeling.workflow import settings
     from labeling.auditlog import audit_events
-    from labeling.export import correct_crop, export_dataset
-    from labeling.images import image_for_reader
-    from labeling.importer import import_uploaded
-    from labeling.landmark_edits import correct_landmarks
-    from labeling.queue import claim_next, submit_read, undo_last_read
+    from labeling.export.dataset import correct_crop, export_dataset
+    from labeling.workflow.images import image_for_reader
+    from labeling.intake.importer import import_uploaded
+    from labeling.workflow.landmark_edits import correct_landmarks
+    from labeling.workflow.queue import claim_next, submit_read, undo_last_read
     from asymmetry.measure import measure_pending, override_flag
-    from labeling.audit_data import import_predictions
-    from labeling.auth import unlock
-    from labeling.reader_qc import mark_gold
-    from labeling.users import change_own_password, reset_password, set_active, set_roles
-    from labeling.workflow import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges, run_check2
+    from labeling.agreement.data import import_predictions
+    from labeling.accounts.auth import unlock
+    from labeling.workflow.reader_qc import mark_gold
+    from labeling.accounts.users import change_own_password, reset_password, set_active, set_roles
+    from labeling.workflow.states import adjudicate, adjudication_case, adjudication_queue, learn_and_store_ranges, run_check2
 
     manifest = b"file,subject,movement,source\n"
     return [
@@ -152,8 +152,8 @@ def _write_calls(folder):
 
 
 def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_dir):
-    from labeling.permissions import ACTIONS, PermissionDenied, allowed
-    from labeling.users import User
+    from labeling.accounts.permissions import ACTIONS, PermissionDenied, allowed
+    from labeling.accounts.users import User
 
     db.execute("INSERT INTO subjects (code, created_at) VALUES ('S1', 'x')")
     db.execute("INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, mode, bytes, "
@@ -164,7 +164,7 @@ def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_d
     calls = _write_calls(data_dir)
     assert {a for a, _, _ in calls} >= set(ACTIONS) - {"status.view", "status.states", "demo.load", "agreement.view",
                                                         "prediagnosis.view"}
-    from labeling.actors import SystemActor
+    from labeling.accounts.actors import SystemActor
 
     users.append(SystemActor("system:matrix"))  # the shell: the project's machinery, never a read or a decision
     matrix = {}
@@ -197,10 +197,10 @@ def test_every_write_for_every_role_is_allowed_or_refused_as_designed(db, data_d
 def test_nothing_a_reader_can_reach_shows_another_read(project):
     """Blind reads, beyond the read page: every function a reader may call, the reader's session
     state and the Status page carry nothing of another reader's read."""
-    from labeling.images import image_for_reader
-    from labeling.permissions import PermissionDenied
-    from labeling.queue import claim_next, reader_progress, submit_read
-    from labeling.status import project_summary
+    from labeling.workflow.images import image_for_reader
+    from labeling.accounts.permissions import PermissionDenied
+    from labeling.workflow.queue import claim_next, reader_progress, submit_read
+    from labeling.workflow.status import project_summary
 
     db, _, users = project
     a = add_user(db, "blind2-a", "a long password", ["reader"], actor=SHELL)

@@ -10,9 +10,9 @@ import pytest
 from db.project import open_project
 from db.copy import CopyError, copy_to_postgres
 from db.schema_pg import APPEND_ONLY
-from labeling import settings
-from labeling.demo import carry_to_final, load_demo
-from labeling.workflow import final_labels, image_states
+from labeling.workflow import settings
+from labeling.demo.project import carry_to_final, load_demo
+from labeling.workflow.states import final_labels, image_states
 from tests.conftest import SHELL
 
 
@@ -70,7 +70,7 @@ def _study(db, folder):
 
 
 def test_the_same_study_gives_the_same_results_on_sqlite_and_postgresql(pg, tmp_path):
-    from labeling.audit_data import load_audit_data
+    from labeling.agreement.data import load_audit_data
 
     results = []
     for folder, url in ((tmp_path / "lite", None), (tmp_path / "post", pg)):
@@ -104,7 +104,7 @@ def test_a_project_is_copied_to_postgresql_verified_and_works_there(pg, tmp_path
     st = lambda d: image_states(d).drop(columns=["last_read"]).sort_values("image_id").reset_index(drop=True)  # noqa: E731
     assert st(lite).astype(object).equals(st(post).astype(object))
     # New rows continue after the copied ids.
-    from labeling.users import add_user
+    from labeling.accounts.users import add_user
 
     new = add_user(post, "after-copy", "a long password", ["reader"], actor=SHELL)
     assert new.id > lite.execute("SELECT max(id) FROM users").fetchone()[0]

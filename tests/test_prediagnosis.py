@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from labeling.prediagnosis import MOVEMENT_MUSCLES, prediagnose, prediagnose_subjects
+from labeling.agreement.prediagnosis import MOVEMENT_MUSCLES, prediagnose, prediagnose_subjects
 
 # Paper §4: L3 on MV1, MV2 and MV4, N or L1 elsewhere -> severe, left orbicularis oculi.
 PAPER = {"MV0": "L1", "MV1": "L3", "MV2": "L3", "MV3": "N", "MV4": "L3", "MV5": "L1", "MV6": "N"}

@@ -105,11 +105,11 @@ def test_box_outside_the_image_gives_nan_sharpness():
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_the_demos_low_quality_photos_trip_the_flags(seed):
-    """The synthetic demo's blurry and distant photos (labeling/demo.py) are flagged by the measured
+    """The synthetic demo's blurry and distant photos (labeling/demo/project.py) are flagged by the measured
     values, so a new user sees the flags and the export's train-only rule at work."""
     from asymmetry.measure import measure_photo
-    from labeling.demo import BLUR_SIGMA, DISTANT_SCALE
-    from labeling.synthetic import make_image
+    from labeling.demo.project import BLUR_SIGMA, DISTANT_SCALE
+    from labeling.demo.synthetic import make_image
 
     def flags(**kw):
         photo = make_image("S", "MV0", "L2", mirrored=False, seed=seed, subject_seed=seed, **kw)

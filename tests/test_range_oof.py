@@ -1,4 +1,4 @@
-"""Out-of-fold range classes (labeling/range_oof.py): every image classified by ranges learned
+"""Out-of-fold range classes (labeling/agreement/range_oof.py): every image classified by ranges learned
 without its subject, so the asymmetry method's accuracy an auditor sees is not in-sample."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from asymmetry.ranges import learn_ranges
-from labeling.range_oof import COLUMNS, out_of_fold_frame, subject_folds
+from labeling.agreement.range_oof import COLUMNS, out_of_fold_frame, subject_folds
 
 
 def _project(n_subjects: int = 12, seed: int = 0):

@@ -7,12 +7,12 @@ import uuid
 import pytest
 
 from db.access import transaction
-from labeling import settings
-from labeling.permissions import PermissionDenied
-from labeling.queue import claim_next, ensure_slots, submit_choice, undo_last_read
-from labeling.reader_qc import MIRROR_GAP, QCError, load_qc, mark_gold, mirror_label, reader_qc
-from labeling.users import add_user
-from labeling.workflow import image_states
+from labeling.workflow import settings
+from labeling.accounts.permissions import PermissionDenied
+from labeling.workflow.queue import claim_next, ensure_slots, submit_choice, undo_last_read
+from labeling.workflow.reader_qc import MIRROR_GAP, QCError, load_qc, mark_gold, mirror_label, reader_qc
+from labeling.accounts.users import add_user
+from labeling.workflow.states import image_states
 from tests.conftest import SHELL, read_image
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)
@@ -117,7 +117,7 @@ def test_gold_items_need_final_labels_are_shown_to_readers_who_did_not_read_them
 
 
 def test_a_qc_answer_is_undone_like_a_read(db):
-    from labeling.queue import current_claim
+    from labeling.workflow.queue import current_claim
 
     ids = images(db, 3)
     settings.change(db, "qc_share", 0.5, SHELL)

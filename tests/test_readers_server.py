@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from labeling import settings
-from labeling.demo import load_demo
-from labeling.users import add_user
+from labeling.workflow import settings
+from labeling.demo.project import load_demo
+from labeling.accounts.users import add_user
 from tests.browser import (PASSWORD, Server, chromium, look_and_press, new_page, painted, sign_in,  # noqa: F401
                            sign_out, wait_for_new_image)
 from tests.conftest import SHELL
@@ -206,7 +206,7 @@ def test_quality_control_items_look_like_any_image_are_scored_and_never_exported
     import re
 
     from labeling.cli import main as cli
-    from labeling.export import export_dataset
+    from labeling.export.dataset import export_dataset
 
     names = _project(db, data_dir, subjects=2, readers=2, seed=8)
     settings.change(db, "qc_share", 0.5, SHELL)
@@ -242,7 +242,7 @@ def test_quality_control_items_look_like_any_image_are_scored_and_never_exported
     res = export_dataset(db, data_dir, "qc-check", actor=SHELL, workers=1)
     assert res.images == 14 and len(res.manifest) == 14
     assert len(list((res.path).rglob("*.png"))) == 14
-    from labeling.reader_qc import load_qc, reader_qc
+    from labeling.workflow.reader_qc import load_qc, reader_qc
 
     scored = reader_qc(load_qc(db)).set_index("reader")
     assert scored.mirror_n[names[0]] == db.execute(

@@ -5,8 +5,8 @@ import datetime as dt
 import uuid
 
 from db.access import transaction
-from labeling.queue import claim_next, ensure_slots, submit_choice
-from labeling.users import add_user
+from labeling.workflow.queue import claim_next, ensure_slots, submit_choice
+from labeling.accounts.users import add_user
 from tests.conftest import SHELL
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)

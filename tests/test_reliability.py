@@ -24,8 +24,8 @@ import pytest
 
 from db.access import transaction
 from db.project import open_project
-from labeling import settings
-from labeling.users import add_user
+from labeling.workflow import settings
+from labeling.accounts.users import add_user
 from tests.conftest import ROOT, SHELL, photo_folder, read_next
 from tests.workers import result, start
 
@@ -106,7 +106,7 @@ def final_template(tmp_path_factory, astronaut):
     manifest = photo_folder(src, astronaut, TEMPLATE_IMAGES, 256, prefix="t", subject="T")
     db = open_project(folder)
     from asymmetry.measure import measure_pending
-    from labeling.importer import import_folder
+    from labeling.intake.importer import import_folder
     import_folder(db, folder, src, manifest, actor=SHELL)
     assert measure_pending(db, folder, workers=1, actor=SHELL) == {"ok": TEMPLATE_IMAGES}
     settings.change(db, "check2_enabled", False, SHELL)  # two agreeing reads make a final label
@@ -114,7 +114,7 @@ def final_template(tmp_path_factory, astronaut):
         reader = add_user(db, name, "a long password", ["reader"], actor=SHELL)
         while read_next(db, reader, "N") is not None:
             pass
-    from labeling.workflow import final_labels
+    from labeling.workflow.states import final_labels
 
     assert len(final_labels(db)) == TEMPLATE_IMAGES
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -137,7 +137,7 @@ def test_hammer_8_readers_an_adjudicator_and_an_exporting_coordinator(final_temp
         conn.executemany("INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, "
                          "mode, bytes, stored_path, imported_at) VALUES (?, ?, ?, 'hospital', 0, 1, 1, 'JPEG', 'RGB', "
                          "1, 'x', 'x')", [(uuid.uuid4().hex, sid, f"MV{i % 7}") for i in range(HAMMER_IMAGES)])
-    from labeling.queue import ensure_slots
+    from labeling.workflow.queue import ensure_slots
 
     ensure_slots(db)
     # Machine-speed readers measure the database under load, not people: no minimum viewing time
@@ -352,7 +352,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
     # -- export: every image gets a final label, then exports are killed at random moments
     db = open_project(data)
     settings.change(db, "check2_enabled", False, SHELL)  # agreed = final; disagreements go to the adjudicator
-    from labeling.workflow import adjudicate, adjudication_queue
+    from labeling.workflow.states import adjudicate, adjudication_queue
 
     for image_id in adjudication_queue(db, judge).image_id:
         adjudicate(db, judge, int(image_id), "N")
@@ -374,7 +374,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
         assert_exports_whole(exports)
         assert_consistent(dbfile).close()
     assert kills["export"] == KILLS_PER_STEP
-    from labeling.export import list_exports
+    from labeling.export.dataset import list_exports
 
     listed = set(list_exports(data).name)
     assert listed == set(assert_exports_whole(exports)), "an export listed as done is not whole"
@@ -384,7 +384,7 @@ def test_kill_9_twenty_times_during_import_measure_read_and_export(tmp_path, ast
                            cwd=ROOT, env={**os.environ, "FNP_DATA_DIR": str(data)}, capture_output=True, text=True,
                            timeout=STEP_DEADLINE)
     assert again.returncode == 0 or "already exists" in again.stderr, again.stderr[-2000:]
-    from labeling.export import ExportError, export_dataset
+    from labeling.export.dataset import ExportError, export_dataset
 
     db = open_project(data)
     for name in killed_names[1:]:

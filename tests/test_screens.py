@@ -6,10 +6,10 @@ import uuid
 import pytest
 
 from db.access import transaction
-from labeling import settings
-from labeling.demo import load_demo
-from labeling.queue import ensure_slots
-from labeling.users import add_user
+from labeling.workflow import settings
+from labeling.demo.project import load_demo
+from labeling.workflow.queue import ensure_slots
+from labeling.accounts.users import add_user
 from tests.browser import PASSWORD, chromium, look_and_press, new_page, server, sign_in, wait_for_new_image  # noqa: F401
 from tests.conftest import SHELL, read_image
 

@@ -24,7 +24,7 @@ import pytest
 from db.access import audit, database_path, transaction
 from db.project import open_project
 from labeling.csvsafe import FORMULA_TRIGGERS, to_csv_bytes
-from labeling.users import add_user
+from labeling.accounts.users import add_user
 from tests.conftest import ROOT, SHELL, read_image
 from tests.corpus import FORMULAS, build_hostile_corpus
 from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures: the real server and Debian's Chromium
@@ -32,7 +32,7 @@ from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtur
 # What a user could type into any free-text field: SQL, HTML/script, a spreadsheet formula, odd text.
 HOSTILE = ("x'); DROP TABLE reads; --", "\" OR 1=1 --", "<script>alert(1)</script>", "<img src=x onerror=alert(1)>",
            *FORMULAS, "Ünïcødé — 眼睑 \u202e", "a" * 600)
-SOURCES = [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *sorted((ROOT / "labeling").glob("*.py")),
+SOURCES = [ROOT / "app.py", *sorted((ROOT / "ui").glob("*.py")), *sorted((ROOT / "labeling").rglob("*.py")),
            *sorted((ROOT / "db").glob("*.py")), *sorted((ROOT / "asymmetry").glob("*.py"))]
 
 
@@ -63,7 +63,7 @@ def _images(db, n: int = 3, size: int = 400) -> list[int]:
         ids = [conn.execute("INSERT INTO images (sha256, subject_id, movement, source, mirrored, width, height, format, "
                             "mode, bytes, stored_path, imported_at) VALUES (?, ?, 'MV0', 'hospital', 0, ?, ?, 'JPEG', "
                             "'RGB', 1, 'x', 'x')", (uuid.uuid4().hex * 2, sid, size, size)).lastrowid for _ in range(n)]
-    from labeling.queue import ensure_slots
+    from labeling.workflow.queue import ensure_slots
 
     ensure_slots(db)
     return ids
@@ -100,10 +100,10 @@ def test_to_csv_bytes_defuses_every_trigger_and_keeps_numbers():
 
 
 def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, tmp_path, astronaut):
-    from labeling.auth import sign_in
+    from labeling.accounts.auth import sign_in
     from labeling.auditlog import audit_events
-    from labeling.importer import import_uploaded
-    from labeling.status import import_issues
+    from labeling.intake.importer import import_uploaded
+    from labeling.workflow.status import import_issues
     from ui.import_page import _report_frame
 
     manifest, _ = build_hostile_corpus(tmp_path / "in", astronaut)
@@ -125,8 +125,8 @@ def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, t
     auditor = add_user(db, "aud", "a long password", ["auditor"], actor=SHELL)
     assert_formula_safe(to_csv_bytes(audit_events(db, auditor)), [f.lower() for f in FORMULAS])  # names are lower-cased
 
-    from labeling.agreement import report_csv
-    from labeling.audit_data import import_predictions, load_audit_data
+    from labeling.agreement.summary import report_csv
+    from labeling.agreement.data import import_predictions, load_audit_data
 
     sha = db.execute("SELECT sha256 FROM images LIMIT 1").fetchone()[0]
     run = tmp_path / "run"
@@ -140,7 +140,7 @@ def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, t
 
 
 def test_manifest_encodings_and_malformed_csv_are_clear_refusals():
-    from labeling.manifest import ManifestError, parse_manifest
+    from labeling.intake.manifest import ManifestError, parse_manifest
 
     head = "file,subject,movement,source\n"
     rows, issues = parse_manifest((head + "a.jpg,Müller,MV0,hospital\n").encode("cp1252"), "m.csv")
@@ -164,10 +164,10 @@ def test_manifest_encodings_and_malformed_csv_are_clear_refusals():
 def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
     from asymmetry.measure import override_flag
     from labeling.auditlog import audit_events
-    from labeling.auth import sign_in
-    from labeling.export import correct_crop
-    from labeling.users import UserError
-    from labeling.workflow import adjudicate
+    from labeling.accounts.auth import sign_in
+    from labeling.export.dataset import correct_crop
+    from labeling.accounts.users import UserError
+    from labeling.workflow.states import adjudicate
 
     schema = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
     ids = _images(db, n=len(HOSTILE))
@@ -207,9 +207,9 @@ def test_pages_render_no_raw_html():
 
 
 def test_html_report_escapes_every_user_string(db, data_dir, tmp_path):
-    from labeling.agreement_plots import report_html
-    from labeling.audit_data import import_predictions, load_audit_data
-    from labeling.queue import claim_next, submit_read
+    from labeling.agreement.plots import report_html
+    from labeling.agreement.data import import_predictions, load_audit_data
+    from labeling.workflow.queue import claim_next, submit_read
 
     ids = _images(db, n=4)
     readers = [add_user(db, f"r{i}", "a long password", ["reader"], actor=SHELL) for i in range(2)]
@@ -234,7 +234,7 @@ def test_html_report_escapes_every_user_string(db, data_dir, tmp_path):
 
 
 def test_prediagnosis_markdown_shows_a_hostile_subject_code_as_text():
-    from labeling.prediagnosis import prediagnose
+    from labeling.agreement.prediagnosis import prediagnose
 
     md = prediagnose({"MV1": "L3"}, subject="![x](https://example.invalid/b.png)<script>").to_markdown()
     assert "![x](" not in md and "<script>" not in md and "\\!\\[x\\]" in md
@@ -334,7 +334,7 @@ def test_import_page_reports_the_bad_input_corpus_like_the_command_line(coordina
 
 
 def test_sign_in_throttling_per_name_with_expiry(db):
-    from labeling.auth import LOCKOUT, MAX_FAILURES, sign_in
+    from labeling.accounts.auth import LOCKOUT, MAX_FAILURES, sign_in
 
     add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     t0 = dt.datetime.now(dt.timezone.utc)
@@ -354,7 +354,7 @@ def test_sign_in_throttling_per_name_with_expiry(db):
 
 
 def test_throttling_survives_a_restart_and_cannot_be_reset_by_sql(db, data_dir):
-    from labeling.auth import MAX_FAILURES, sign_in
+    from labeling.accounts.auth import MAX_FAILURES, sign_in
 
     add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     for _ in range(MAX_FAILURES):
@@ -369,7 +369,7 @@ def test_throttling_survives_a_restart_and_cannot_be_reset_by_sql(db, data_dir):
 
 
 def test_unknown_names_cost_a_password_check_too(db, monkeypatch):
-    import labeling.users as users
+    import labeling.accounts.users as users
 
     calls = []
     real = users._hasher
@@ -390,8 +390,9 @@ def test_unknown_names_cost_a_password_check_too(db, monkeypatch):
 
 
 def test_sessions_end_when_idle_expired_deactivated_or_revoked_and_store_no_token(db, data_dir):
-    from labeling import sessions, settings
-    from labeling.users import set_active
+    from labeling.accounts import sessions
+    from labeling.workflow import settings
+    from labeling.accounts.users import set_active
 
     reader = add_user(db, "reader1", "a long password", ["reader"], actor=SHELL)
     other = add_user(db, "reader2", "a long password", ["reader"], actor=SHELL)
@@ -492,7 +493,7 @@ def test_no_code_updates_or_deletes_an_append_only_table():
 
 
 def test_export_names_cannot_follow_a_symlink_out(tmp_path):
-    from labeling.export import ExportError, export_path
+    from labeling.export.dataset import ExportError, export_path
 
     root = tmp_path / "exports"
     root.mkdir()
@@ -506,7 +507,7 @@ def test_export_names_cannot_follow_a_symlink_out(tmp_path):
 
 
 def test_a_killed_exports_partial_folder_is_removed_once_its_process_is_gone(tmp_path):
-    from labeling.export import remove_stale_partials
+    from labeling.export.dataset import remove_stale_partials
 
     root = tmp_path / "exports"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

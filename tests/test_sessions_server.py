@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from labeling.users import add_user
+from labeling.accounts.users import add_user
 from tests.browser import Server
 from tests.conftest import SHELL
 

@@ -6,11 +6,11 @@ import uuid
 import pytest
 
 from db.access import transaction
-from labeling import settings
+from labeling.workflow import settings
 from labeling.cli import main as cli
-from labeling.queue import claim_next, ensure_slots, submit_read
-from labeling.users import add_user
-from labeling.workflow import adjudicate, image_states
+from labeling.workflow.queue import claim_next, ensure_slots, submit_read
+from labeling.accounts.users import add_user
+from labeling.workflow.states import adjudicate, image_states
 from tests.conftest import SHELL, read_image
 
 pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (tests/conftest.py)

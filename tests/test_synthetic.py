@@ -3,8 +3,8 @@ in the landmarks, sides follow the mirrored flag, and everything it makes is mar
 import numpy as np
 
 from asymmetry.landmarks import detect_landmarks
-from labeling.demo import load_demo
-from labeling.synthetic import _polygon_mask, contact_sheet, make_image, render_face
+from labeling.demo.project import load_demo
+from labeling.demo.synthetic import _polygon_mask, contact_sheet, make_image, render_face
 from tests.conftest import SHELL
 
 

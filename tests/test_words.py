@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from labeling import words
-from labeling.users import add_user
+from labeling.accounts.users import add_user
 from tests.conftest import SHELL, signed_in
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
@@ -59,7 +59,7 @@ def test_headers_and_audit_details_in_words():
 def demo_project(data_dir):
     """A one-subject synthetic demo (7 images, simulated reads), not yet measured."""
     from db.project import open_project
-    from labeling.demo import load_demo
+    from labeling.demo.project import load_demo
 
     db = open_project(data_dir)
     load_demo(db, data_dir, subjects=1, seed=3, simulate_readers=0.9, workers=1, actor=SHELL)

@@ -11,11 +11,11 @@ import pytest
 from asymmetry.indices import INDEX_VERSION
 from asymmetry.measure import LANDMARK_VERSION
 from db.access import now, transaction
-from labeling import settings
-from labeling.permissions import PermissionDenied
-from labeling.queue import QueueError, claim_next, ensure_slots, submit_read, undo_last_read
-from labeling.users import add_user
-from labeling.workflow import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
+from labeling.workflow import settings
+from labeling.accounts.permissions import PermissionDenied
+from labeling.workflow.queue import QueueError, claim_next, ensure_slots, submit_read, undo_last_read
+from labeling.accounts.users import add_user
+from labeling.workflow.states import (WorkflowError, adjudicate, adjudication_case, adjudication_queue, image_states,
                                learn_and_store_ranges, run_check2, state_counts)
 from tests.conftest import SHELL, read_image
 
@@ -203,7 +203,7 @@ def test_check2_accepts_rejects_and_ranges_are_versioned(db, team):
 
 
 def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatch):
-    import labeling.workflow as workflow
+    import labeling.workflow.states as workflow
 
     settings.change(db, "range_min_count", 3, SHELL)
     _agreed(db, team, [("N", 0.00, 0.1), ("N", 0.01, 0.2), ("N", -0.01, 0.0)])
@@ -219,7 +219,7 @@ def test_ranges_of_an_older_index_version_are_never_applied(db, team, monkeypatc
 
 
 def test_the_same_ranges_learned_under_a_new_formula_are_stored_anew(db, team, monkeypatch):
-    import labeling.workflow as workflow
+    import labeling.workflow.states as workflow
 
     first = learn_and_store_ranges(db, team["coord"])  # no consensus yet: an empty table
     assert learn_and_store_ranges(db, team["coord"]).version == first.version  # same rows, same version
@@ -306,7 +306,7 @@ def test_read_summary_kept_by_the_database_equals_a_full_recount(db, team):
 
 def test_the_adjudication_queue_orders_and_the_evidence_in_words(db, team):
     from asymmetry.ranges import learn_ranges
-    from labeling.workflow import range_explanation, subject_images
+    from labeling.workflow.states import range_explanation, subject_images
 
     one, two, three = make_images(db, 3)
     read_image(db, team["a"], one, "L1", now=T0 + dt.timedelta(minutes=5))

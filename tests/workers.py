@@ -41,8 +41,8 @@ def reader_loop(args: tuple[str, str, int, float]) -> dict:
     """Claim and submit as `name` until the queue is empty or time runs out; return what happened."""
     folder, name, seed, seconds = args
     from db.project import open_project
-    from labeling.queue import QueueError, claim_next, submit_read
-    from labeling.users import get_user
+    from labeling.workflow.queue import QueueError, claim_next, submit_read
+    from labeling.accounts.users import get_user
 
     db = open_project(Path(folder))
     user = get_user(db, name)
@@ -70,8 +70,8 @@ def hammer_reader(args: tuple[str, str, int, float, float]) -> dict:
     and undo, the errors the app shows a reader (QueueError), and any other error."""
     folder, name, seed, seconds, undo_rate = args
     from db.project import open_project
-    from labeling.queue import QueueError, claim_next, submit_read, undo_last_read
-    from labeling.users import get_user
+    from labeling.workflow.queue import QueueError, claim_next, submit_read, undo_last_read
+    from labeling.accounts.users import get_user
 
     db = open_project(Path(folder))
     user = get_user(db, name)
@@ -104,8 +104,8 @@ def hammer_adjudicator(args: tuple[str, str, int, float]) -> dict:
     """Decide (or now and then exclude) whatever comes up for adjudication, for `seconds`."""
     folder, name, seed, seconds = args
     from db.project import open_project
-    from labeling.users import get_user
-    from labeling.workflow import WorkflowError, adjudicate, adjudication_queue
+    from labeling.accounts.users import get_user
+    from labeling.workflow.states import WorkflowError, adjudicate, adjudication_queue
 
     db = open_project(Path(folder))
     judge = get_user(db, name)
@@ -137,9 +137,9 @@ def hammer_coordinator(args: tuple[str, float]) -> dict:
     """Export again and again (and look at the status counts) for `seconds`; return the exports."""
     folder, seconds = args
     from db.project import open_project
-    from labeling.export import export_dataset
-    from labeling.actors import SystemActor
-    from labeling.workflow import state_counts
+    from labeling.export.dataset import export_dataset
+    from labeling.accounts.actors import SystemActor
+    from labeling.workflow.states import state_counts
 
     db = open_project(Path(folder))
     coord = SystemActor("system:hammer-exporter")
@@ -163,8 +163,8 @@ def acknowledged_reads(folder: str, names: str, seed: int, undo_rate: float) -> 
     "R <read id>" after each committed read and "U <read id>" after each committed undo: a parent
     that kills this process knows what was acknowledged. Run as a subprocess by the crash test."""
     from db.project import open_project
-    from labeling.queue import QueueError, claim_next, submit_read, undo_last_read
-    from labeling.users import get_user
+    from labeling.workflow.queue import QueueError, claim_next, submit_read, undo_last_read
+    from labeling.accounts.users import get_user
 
     db = open_project(Path(folder))
     users = [get_user(db, n) for n in names.split(",")]

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labeling import sessions, users
+from labeling.accounts import sessions
+from labeling.accounts import users
 from ui.common import current_session, database, guard, sign_out
 
 

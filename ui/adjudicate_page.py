@@ -11,11 +11,11 @@ import numpy as np
 import streamlit as st
 
 from asymmetry.overlay import draw_overlay
-from labeling import settings
-from labeling.agreement_plots import asymmetry_scatter
-from labeling.queue import TooQuick
+from labeling.workflow import settings
+from labeling.agreement.plots import asymmetry_scatter
+from labeling.workflow.queue import TooQuick
 from labeling.vocabulary import MOVEMENT_NAMES
-from labeling.workflow import (QUEUE_ORDERS, WorkflowError, adjudicate, adjudication_case, adjudication_queue,
+from labeling.workflow.states import (QUEUE_ORDERS, WorkflowError, adjudicate, adjudication_case, adjudication_queue,
                                latest_ranges, range_explanation, subject_images,
                                movement_points, undo_last_adjudication)
 from ui.common import current_user, database, guard, safe_callback, show_callback_error

@@ -18,11 +18,11 @@ import streamlit as st
 
 from db.access import data_dir
 from labeling.vocabulary import MOVEMENTS
-from labeling.agreement import Audit, Comparison, report_csv
-from labeling.agreement_plots import (agreement_over_time_figure, asymmetry_scatter, confusion_heatmap,
+from labeling.agreement.summary import Audit, Comparison, report_csv
+from labeling.agreement.plots import (agreement_over_time_figure, asymmetry_scatter, confusion_heatmap,
                                       label_distribution_figure, reading_time_figure, report_html, with_intervals)
-from labeling.agreement_report import context_figures, fmt, methods_paragraph, overview
-from labeling.audit_data import data_version, list_runs, load_audit_data, prediction_splits
+from labeling.agreement.report import context_figures, fmt, methods_paragraph, overview
+from labeling.agreement.data import data_version, list_runs, load_audit_data, prediction_splits
 from labeling.words import with_headers
 from ui.common import NOTICE, database, guard, report_error
 from ui.qc_section import reader_qc_tab

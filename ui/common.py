@@ -11,9 +11,9 @@ import streamlit as st
 
 from db.access import Database, data_dir
 from db.project import open_project
-from labeling import sessions
-from labeling.actors import User
-from labeling.permissions import allowed
+from labeling.accounts import sessions
+from labeling.accounts.actors import User
+from labeling.accounts.permissions import allowed
 
 log = logging.getLogger("fnp")
 NOTICE = ("**Research tool, not a diagnostic device.** FNP TripleCheck supports research annotation of "
@@ -122,7 +122,7 @@ def guard(action: str) -> User:
 def sign_out(everywhere: bool = False) -> None:
     """Button callback: end this browser's session (or every session of the user), give back any
     image they held, and send the tab to the sign-in form on this run."""
-    from labeling.queue import release
+    from labeling.workflow.queue import release
 
     db = database()
     token = _token()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from db.access import image_store
-from labeling.permissions import allowed
-from labeling.status import project_summary
+from labeling.accounts.permissions import allowed
+from labeling.workflow.status import project_summary
 from ui.common import NOTICE, database, guard
 
 DEMO_MESSAGE = "demo_message"  # what the last demo action did, shown once after the page reruns
@@ -23,8 +23,8 @@ def _bar(text: str):
 
 
 def _load_demo(user) -> None:
-    from labeling.demo import load_demo
-    from labeling.permissions import require
+    from labeling.demo.project import load_demo
+    from labeling.accounts.permissions import require
 
     require(user, "demo.load")
     progress, bar = _bar("Rendering synthetic faces…")
@@ -35,7 +35,7 @@ def _load_demo(user) -> None:
 
 
 def _carry_on(user, accuracy: float) -> None:
-    from labeling.demo import carry_summary, carry_to_final
+    from labeling.demo.project import carry_summary, carry_to_final
 
     progress, bar = _bar("Simulated reads…")
     done = carry_to_final(database(), image_store(), accuracy=accuracy, actor=user, progress=progress)
@@ -45,7 +45,7 @@ def _carry_on(user, accuracy: float) -> None:
 
 def _demo_panel(db, user) -> None:
     """The demo's counts (what check 2 needs) and, for a coordinator, the carry-on to final labels."""
-    from labeling.demo import carry_blockers, demo_status
+    from labeling.demo.project import carry_blockers, demo_status
 
     status = demo_status(db)
     if not status.synthetic_only:

@@ -6,10 +6,10 @@ import streamlit as st
 
 from db.access import image_store
 from labeling.csvsafe import to_csv_bytes
-from labeling.importer import import_uploaded, read_zip
-from labeling.manifest import OPTIONAL, REQUIRED, ManifestError
-from labeling.permissions import require
-from labeling.status import import_history, import_issues
+from labeling.intake.importer import import_uploaded, read_zip
+from labeling.intake.manifest import OPTIONAL, REQUIRED, ManifestError
+from labeling.accounts.permissions import require
+from labeling.workflow.status import import_history, import_issues
 from labeling.words import with_headers
 from ui.common import database, guard
 from ui.words import table, zone_note

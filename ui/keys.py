@@ -4,7 +4,7 @@ A key or click counts only for the image it was pressed on, and only once that i
 screen for the minimum viewing time (measured in the browser from the moment the photo is
 painted). A held key (auto-repeat) never counts, and once a choice is sent for an image the surface
 ignores every further key until the next image is painted. The server checks the same again
-(`labeling.queue.submit_read`, `labeling.workflow.adjudicate`): this component makes the behaviour
+(`labeling.workflow.queue.submit_read`, `labeling.workflow.states.adjudicate`): this component makes the behaviour
 pleasant, the domain functions make it true.
 
 Used by the Read page (check 1) and the Adjudicate page (check 3).

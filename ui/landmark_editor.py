@@ -3,7 +3,7 @@
 A small inline component (st.components.v2): the face region of the photo with the 68 points drawn
 over it in SVG. Click a point, then click its place; or drag it. dlib's own position of every
 moved point stays visible as an orange ring. "Save correction" sends the 68 points to the server,
-which checks the user's role and stores an append-only correction (labeling/landmark_edits.py);
+which checks the user's role and stores an append-only correction (labeling/workflow/landmark_edits.py);
 the indices and check 2 follow at once. Pages call `landmark_editor(...)`; nothing else here is
 page logic.
 """
@@ -17,8 +17,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from labeling.landmark_edits import LandmarkEditError, correct_landmarks, landmark_state
-from labeling.permissions import PermissionDenied, allowed
+from labeling.workflow.landmark_edits import LandmarkEditError, correct_landmarks, landmark_state
+from labeling.accounts.permissions import PermissionDenied, allowed
 from ui.images import stored_rgb
 
 DISPLAY_WIDTH = 640

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from db.access import data_dir
-from labeling.audit_data import data_version, list_runs, list_subjects, subject_labels, subject_predictions
-from labeling.prediagnosis import prediagnose
+from labeling.agreement.data import data_version, list_runs, list_subjects, subject_labels, subject_predictions
+from labeling.agreement.prediagnosis import prediagnose
 from labeling.vocabulary import MOVEMENT_NAMES
 from labeling.words import with_headers
 from ui.common import NOTICE, database, guard, report_error

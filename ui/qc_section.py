@@ -1,14 +1,14 @@
 """The Agreement page's *Reader quality control* tab: each reader's mirror and gold items, side bias
-and drift; coordinators mark final-labelled images as gold here (labeling/reader_qc.py)."""
+and drift; coordinators mark final-labelled images as gold here (labeling/workflow/reader_qc.py)."""
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from labeling import settings
-from labeling.permissions import allowed
-from labeling.reader_qc import QCError, describe, gold_images, load_qc, mark_gold, reader_qc
-from labeling.workflow import final_labels
+from labeling.workflow import settings
+from labeling.accounts.permissions import allowed
+from labeling.workflow.reader_qc import QCError, describe, gold_images, load_qc, mark_gold, reader_qc
+from labeling.workflow.states import final_labels
 from ui.common import current_user, database
 
 

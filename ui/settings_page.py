@@ -1,6 +1,6 @@
 """Project settings (admins): read mode, reads per image, checks, leases, viewing time, sessions.
 
-Every setting comes from its declaration in labeling/settings.py (label, help, allowed range). A
+Every setting comes from its declaration in labeling/workflow/settings.py (label, help, allowed range). A
 change is previewed in words before it is saved, and out-of-range values are refused with a
 message naming the range, never silently clamped.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from labeling import settings
+from labeling.workflow import settings
 from ui.common import database, guard
 
 

@@ -6,9 +6,9 @@ import plotly.express as px
 import streamlit as st
 
 from db.access import image_store
-from labeling.permissions import allowed, require
-from labeling.queue import reader_progress
-from labeling.workflow import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
+from labeling.accounts.permissions import allowed, require
+from labeling.workflow.queue import reader_progress
+from labeling.workflow.states import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
 from labeling.words import check2_sentence, measured_sentence, sentence
 from ui.common import database, guard
 from ui.words import table, zone_note

@@ -4,8 +4,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from labeling import auth, sessions, users
-from labeling.permissions import PermissionDenied
+from labeling.accounts import auth
+from labeling.accounts import sessions
+from labeling.accounts import users
+from labeling.accounts.permissions import PermissionDenied
 from ui.common import database, guard
 
 

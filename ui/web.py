@@ -19,9 +19,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from labeling import auth, sessions
+from labeling.accounts import auth
+from labeling.accounts import sessions
 from ui.paths import EXPORT_DOWNLOAD, SETUP, SIGNIN, safe_next
-from labeling.users import MIN_PASSWORD, UserError, create_first_admin, has_admin, has_users
+from labeling.accounts.users import MIN_PASSWORD, UserError, create_first_admin, has_admin, has_users
 
 log = logging.getLogger("fnp")
 
@@ -209,7 +210,8 @@ async def run_metrics(request: Request) -> Response:
 
     from ui import timing
 
-    return JSONResponse({"runs_s": timing.runs(reset=request.method == "POST")})
+    recorded = timing.runs(reset=request.method == "POST")
+    return JSONResponse({"runs_s": [wall for wall, _ in recorded], "cpu_s": [cpu for _, cpu in recorded]})
 
 
 def export_download_url(name: str) -> str:
@@ -222,9 +224,9 @@ async def export_download(request: Request) -> Response:
     to export (the session and the role are checked here, on the server, and the download is
     logged in the audit log). Refused with a page saying why otherwise."""
     from db.access import image_store
-    from labeling.export import ExportError
-    from labeling.export_download import download_export
-    from labeling.permissions import PermissionDenied
+    from labeling.export.dataset import ExportError
+    from labeling.export.download import download_export
+    from labeling.accounts.permissions import PermissionDenied
 
     name = request.path_params["name"]
     back = '<a class="button secondary" href="/export">Back to the Export page</a>'

@@ -15,9 +15,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from db.access import Database, audit, transaction
-from labeling.actors import Actor, User
-from labeling.permissions import authorize, require
-from labeling.users import UserError, check_password
+from labeling.accounts.actors import Actor, User
+from labeling.accounts.permissions import authorize, require
+from labeling.accounts.users import UserError, check_password
 
 MAX_FAILURES = 5            # per name and client address
 MAX_FAILURES_ANY = 20       # per name, from all addresses together

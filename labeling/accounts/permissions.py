@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from labeling.actors import Actor, SystemActor, User
+from labeling.accounts.actors import Actor, SystemActor, User
 
 # action -> roles allowed. Reads are blind: only readers read; nobody edits a submitted read.
 ACTIONS: dict[str, frozenset[str]] = {

@@ -14,8 +14,8 @@ import secrets
 from dataclasses import dataclass
 
 from db.access import Database, audit, transaction
-from labeling import settings
-from labeling.actors import User
+from labeling.workflow import settings
+from labeling.accounts.actors import User
 
 COOKIE = "fnp_session"
 TOUCH_EVERY = dt.timedelta(seconds=30)  # last_seen is written at most this often per session

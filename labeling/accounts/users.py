@@ -10,8 +10,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from db.access import Database, audit, now, transaction
-from labeling.actors import Actor, SystemActor, User
-from labeling.permissions import authorize, require
+from labeling.accounts.actors import Actor, SystemActor, User
+from labeling.accounts.permissions import authorize, require
 
 ROLES = ("reader", "adjudicator", "coordinator", "auditor", "admin")
 MIN_PASSWORD = 10
@@ -85,7 +85,7 @@ def add_simulated_user(db: Database, name: str, role: str, actor: Actor) -> User
     """Return the SYNTHETIC demo's simulated reader or adjudicator `name`, creating it when missing.
 
     Its password is random and never shown, so no one can sign in as it; it only acts through
-    labeling/demo.py on synthetic images. Whoever may load the demo ('demo.load': a coordinator, an
+    labeling/demo/project.py on synthetic images. Whoever may load the demo ('demo.load': a coordinator, an
     admin or the shell) may create it, audited as a simulated account.
     """
     require(actor, "demo.load")

@@ -1,7 +1,7 @@
 """The agreement audit's inputs, loaded from the project database, and trainer runs' predictions
 imported into it (issue 5). One query per table, never one per image: fast at 100,000 images.
 
-`load_audit_data(db)` returns the DataFrames whose column contracts labeling/agreement.py states
+`load_audit_data(db)` returns the DataFrames whose column contracts labeling/agreement/summary.py states
 (reads, finals, ranges, checks, predictions) plus the asymmetry points and range boxes for the
 plots; `load_audit(db)` returns the Audit itself. `data_version(db)` is the cheap fingerprint the
 app caches on. docs/agreement.md ("From the database") says where each column comes from.
@@ -25,10 +25,11 @@ from asymmetry.ranges import RangeTable, classify_points
 from db.access import audit as audit_event
 from db.access import fetch_columns, now, transaction
 from labeling.vocabulary import CLASSES, MOVEMENTS, SOURCES
-from labeling import agreement, settings
-from labeling.agreement_report import context_figures, overview  # noqa: F401  (the page's and CLI's headline)
-from labeling.range_oof import out_of_fold_frame
-from labeling.workflow import image_states, latest_ranges
+from labeling.agreement import summary as agreement
+from labeling.workflow import settings
+from labeling.agreement.report import context_figures, overview  # noqa: F401  (the page's and CLI's headline)
+from labeling.agreement.range_oof import out_of_fold_frame
+from labeling.workflow.states import image_states, latest_ranges
 
 PROBABILITY_COLUMNS = tuple(f"prob_{c}" for c in CLASSES)
 PREDICTION_COLUMNS = ("image_sha256", "split", "fold", "movement", "label", "predicted", *PROBABILITY_COLUMNS)
@@ -260,7 +261,7 @@ def import_predictions(db: sqlite_utils.Database, run_dir: str | Path, name: str
     """Store a trainer run's predictions.csv (and config.json) as run `name` (default: the
     folder's name); return what was done. Idempotent: the same predictions again add nothing.
     Runs are immutable: different predictions under a stored run's name are refused."""
-    from labeling.permissions import authorize, require
+    from labeling.accounts.permissions import authorize, require
 
     require(actor, "predictions.import")
     run_dir = Path(run_dir)
@@ -357,7 +358,7 @@ def data_version(db: sqlite_utils.Database) -> tuple:
 
 @dataclass(frozen=True)
 class AuditData:
-    """The audit's inputs for one data state (columns as labeling/agreement.py expects), plus the
+    """The audit's inputs for one data state (columns as labeling/agreement/summary.py expects), plus the
     asymmetry points and range boxes for the scatter and the report. `range_version` is the range
     table the range classes come from; `split` the prediction split evaluated."""
     reads: pd.DataFrame
@@ -399,7 +400,7 @@ def load_audit_data(db: sqlite_utils.Database, split: str | None = "test") -> Au
     table = latest_ranges(db)
     measurements = load_measurements(db)
     # The range classifier's accuracy is out-of-fold: each image classified by ranges learned without
-    # its subject (labeling/range_oof.py); `table`, the stored one check 2 uses, draws the boxes.
+    # its subject (labeling/agreement/range_oof.py); `table`, the stored one check 2 uses, draws the boxes.
     ranges = out_of_fold_frame(measurements, states, lo=float(settings.get(db, "range_lo")),
                                hi=float(settings.get(db, "range_hi")),
                                min_count=int(settings.get(db, "range_min_count")))

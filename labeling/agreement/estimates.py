@@ -1,5 +1,5 @@
-"""Estimates with intervals for groups of images: the measures of labeling/agreement_measures.py
-evaluated on pattern counts, with the subject-level intervals of labeling/agreement_stats.py.
+"""Estimates with intervals for groups of images: the measures of labeling/agreement/measures.py
+evaluated on pattern counts, with the subject-level intervals of labeling/agreement/stats.py.
 
 A *pattern* is what an image's graded reads reduce to: (first label, second label, count per
 class). Every measure depends on a group's images only through how many images share each
@@ -16,8 +16,8 @@ from functools import cached_property
 
 import numpy as np
 
-from labeling import agreement_measures as am
-from labeling.agreement_stats import (Bootstrap, Profiles, perfect_agreement_lower, percentile_cis, profile_sums,
+from labeling.agreement import measures as am
+from labeling.agreement.stats import (Bootstrap, Profiles, perfect_agreement_lower, percentile_cis, profile_sums,
                                       proportion_ci, resample)
 
 K = am.K

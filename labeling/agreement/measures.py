@@ -139,7 +139,7 @@ def label(name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Coefficients: 1 - D_o / D_e. Each *_parts function returns (D_o, D_e, d_max): the observed and
 # the chance-expected disagreement, and the largest weight a single disagreement can carry (used
-# for the interval at perfect agreement, see labeling/agreement_stats.py).
+# for the interval at perfect agreement, see labeling/agreement/stats.py).
 
 
 def coefficient(d_o, d_e) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Plotly figures for the agreement audit, and the one-file HTML report that holds them.
 
-Builders take the DataFrames that labeling.agreement computes and return go.Figure; no Streamlit
+Builders take the DataFrames that labeling.agreement.summary computes and return go.Figure; no Streamlit
 here, so the app, the CLI and the report all draw the same pictures. Classes appear in scale
 order (L3 .. L1, N, R1 .. R3), as the tables give them.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from labeling.agreement import CLASSES, Audit, normalise_rows
-from labeling.agreement_report import methods_paragraph, overview
+from labeling.agreement.summary import CLASSES, Audit, normalise_rows
+from labeling.agreement.report import methods_paragraph, overview
 
 # One colour per class: greys for N, blues for left, oranges for right, darker = more severe.
 CLASS_COLOURS = {"N": "#7f7f7f", "L1": "#9ecae1", "L2": "#4292c6", "L3": "#08519c",

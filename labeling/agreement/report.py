@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from labeling import agreement_measures as am
-from labeling.agreement import Audit, Estimate, published_figures
-from labeling.agreement_stats import BOOTSTRAP_METHOD, PROPORTION_METHOD
+from labeling.agreement import measures as am
+from labeling.agreement.summary import Audit, Estimate, published_figures
+from labeling.agreement.stats import BOOTSTRAP_METHOD, PROPORTION_METHOD
 
 DIGITS = 3
 

@@ -12,7 +12,7 @@ not the image, as the independent unit.
   Poisson(1) count. Every measure depends on a subject only through its counts per pattern (its
   "profile"), so a resample is one Poisson draw per distinct profile: fast at 100,000 images.
 
-Plain numpy/scipy/statsmodels; labeling/agreement.py does the bookkeeping, docs/agreement.md
+Plain numpy/scipy/statsmodels; labeling/agreement/summary.py does the bookkeeping, docs/agreement.md
 ("Confidence intervals") states the method for a methods section.
 """
 from __future__ import annotations

@@ -3,9 +3,9 @@ classifier vs final, and model runs vs their truth, with named measures and subj
 intervals.
 
 Plain pandas in, dataclasses and DataFrames out: no Streamlit, no SQL. The measures are defined
-once in labeling/agreement_measures.py, their intervals in labeling/agreement_stats.py and their
-estimation on pattern counts in labeling/agreement_estimates.py; the methods paragraph and the
-headline in labeling/agreement_report.py. docs/agreement.md defines every measure.
+once in labeling/agreement/measures.py, their intervals in labeling/agreement/stats.py and their
+estimation on pattern counts in labeling/agreement/estimates.py; the methods paragraph and the
+headline in labeling/agreement/report.py. docs/agreement.md defines every measure.
 
 The unit of every interval is the subject: reads, finals, range classes and predictions are
 tied to their image's subject (a `subject` column, or the `subjects` frame image_id -> subject);
@@ -24,12 +24,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from labeling.vocabulary import MOVEMENTS
-from labeling import agreement_measures as am
-from labeling.agreement_estimates import (CELL_PATTERNS, PAIR_MEASURES, PAIR_NAMES, READ_MEASURES, READ_NAMES, Counts,
+from labeling.agreement import measures as am
+from labeling.agreement.estimates import (CELL_PATTERNS, PAIR_MEASURES, PAIR_NAMES, READ_MEASURES, READ_NAMES, Counts,
                                           Estimate, estimate_groups, flat, flat_columns, one_vs_rest_kappa,
                                           pattern_counts, proportion)
-from labeling.agreement_measures import CLASSES, DEGREES, K, ORDINAL_ORDER, SIDES, SIGNED, WEIGHTS
-from labeling.agreement_stats import (BOOTSTRAP_METHOD, PROPORTION_METHOD, Bootstrap, Profiles, cluster_sums,
+from labeling.agreement.measures import CLASSES, DEGREES, K, ORDINAL_ORDER, SIDES, SIGNED, WEIGHTS
+from labeling.agreement.stats import (BOOTSTRAP_METHOD, PROPORTION_METHOD, Bootstrap, Profiles, cluster_sums,
                                       profiles_by_group, proportion_ci)
 from labeling.csvsafe import safe_csv_frame
 

@@ -27,16 +27,16 @@ import numpy as np
 
 from db.access import Database, audit, get_setting, put_setting, transaction
 from labeling.vocabulary import CLASSES, MOVEMENTS
-from labeling import settings
-from labeling.actors import Actor
-from labeling.importer import ImportReport, import_rows, sha256_bytes
-from labeling.manifest import ManifestRow
-from labeling.permissions import PermissionDenied, allowed, authorize, require
-from labeling.queue import claim_next, ensure_slots, release, submit_choice
-from labeling.reader_qc import mirror_label
-from labeling.synthetic import GENERATOR, make_image, movement_label, subject_plan
-from labeling.users import add_simulated_user
-from labeling.workflow import (adjudicate, adjudication_queue, image_states, learn_and_store_ranges, run_check2,
+from labeling.workflow import settings
+from labeling.accounts.actors import Actor
+from labeling.intake.importer import ImportReport, import_rows, sha256_bytes
+from labeling.intake.manifest import ManifestRow
+from labeling.accounts.permissions import PermissionDenied, allowed, authorize, require
+from labeling.workflow.queue import claim_next, ensure_slots, release, submit_choice
+from labeling.workflow.reader_qc import mirror_label
+from labeling.demo.synthetic import GENERATOR, make_image, movement_label, subject_plan
+from labeling.accounts.users import add_simulated_user
+from labeling.workflow.states import (adjudicate, adjudication_queue, image_states, learn_and_store_ranges, run_check2,
                                state_counts)
 
 SIM_READERS = ("sim-reader-a", "sim-reader-b")
@@ -190,7 +190,7 @@ CARRY_STEPS = (("measure", "measure the faces"), ("ranges.learn", "learn the ran
 def carry_blockers(actor: Actor | None) -> list[str]:
     """Return the steps of `carry_to_final` that `actor` may not do (empty: they may carry the demo
     on), each as "<step> (needs <roles>)"."""
-    from labeling.permissions import ACTIONS
+    from labeling.accounts.permissions import ACTIONS
 
     steps = [("demo.load", "load the demo")] + list(CARRY_STEPS)
     return [f"{what} (needs {' or '.join(sorted(ACTIONS[action]))})" for action, what in steps

@@ -774,7 +774,7 @@ def contact_sheet(labels: tuple[str, ...] = ("N", "L2", "R3"), movements: tuple[
     sheet = Image.new("RGB", (label_w + tile * len(movements), banner_h + head_h + th * len(labels)), "white")
     draw = ImageDraw.Draw(sheet)
     draw.rectangle((0, 0, sheet.width, banner_h - 1), fill=(180, 20, 20))
-    draw.text((8, banner_h // 2), f"SYNTHETIC ({GENERATOR}): scikit-image's astronaut warped by labeling/synthetic.py, "
+    draw.text((8, banner_h // 2), f"SYNTHETIC ({GENERATOR}): scikit-image's astronaut warped by labeling/demo/synthetic.py, "
               "not a patient", fill="white", font=font, anchor="lm")
     for c, mv in enumerate(movements):
         draw.text((label_w + c * tile + tile // 2, banner_h + head_h // 2), f"{mv} {movement_phrase(mv)}", fill="black",

@@ -34,12 +34,12 @@ from asymmetry.measure import effective_flags
 from db.access import audit, now, transaction
 from labeling.vocabulary import CLASSES, MAX_REASON, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes
-from labeling.importer import left_by_dead_processes
-from labeling.actors import Actor
-from labeling.permissions import authorize, require
+from labeling.intake.importer import left_by_dead_processes
+from labeling.accounts.actors import Actor
+from labeling.accounts.permissions import authorize, require
 from labeling.version import software_version
 from labeling.words import join_words, plural
-from labeling.workflow import final_labels, image_states
+from labeling.workflow.states import final_labels, image_states
 
 SPLITS = ("train", "val", "test")
 RATIOS = (0.7, 0.2, 0.1)

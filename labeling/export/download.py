@@ -17,9 +17,9 @@ from pathlib import Path
 from zipstream import ZIP_STORED, ZipStream
 
 from db.access import Database, audit, transaction
-from labeling.actors import Actor
-from labeling.export import NAME_PATTERN, ExportError, exports_dir
-from labeling.permissions import authorize, require
+from labeling.accounts.actors import Actor
+from labeling.export.dataset import NAME_PATTERN, ExportError, exports_dir
+from labeling.accounts.permissions import authorize, require
 
 CHUNK = 1024 * 1024  # bytes handed to the web server at a time
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from asymmetry.imaging import probe
 from db.access import Database, audit, now, transaction
-from labeling import settings
-from labeling.manifest import ImportIssue, ManifestRow, parse_manifest
-from labeling.actors import Actor
-from labeling.permissions import authorize, require
+from labeling.workflow import settings
+from labeling.intake.manifest import ImportIssue, ManifestRow, parse_manifest
+from labeling.accounts.actors import Actor
+from labeling.accounts.permissions import authorize, require
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic"}
 EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tiff", "BMP": ".bmp", "WEBP": ".webp",
@@ -236,7 +236,7 @@ def import_rows(db: Database, store: Path, rows: list[ManifestRow], read: Callab
         conn.execute("UPDATE imports SET finished_at = ?, counts = ? WHERE id = ?",
                      (now(), json.dumps(report.counts()), report.import_id))
         audit(conn, who, "import.finished", "import", report.import_id, **report.counts())
-    from labeling.queue import ensure_slots
+    from labeling.workflow.queue import ensure_slots
 
     ensure_slots(db)  # and every older image the slots of a raised reads_per_image
     return report
@@ -254,7 +254,7 @@ def _listed_files(root: Path, exclude: set[Path]) -> list[str]:
 def refused_rows(issues: Iterable[ImportIssue]) -> set[str]:
     """Return the files named by manifest rows that were refused for an error (their issue already
     says why the file was not imported)."""
-    from labeling.manifest import safe_relative
+    from labeling.intake.manifest import safe_relative
 
     return {safe_relative(i.file) or i.file for i in issues if i.row is not None and i.severity == "error"}
 
@@ -305,7 +305,7 @@ def read_zip(data: bytes) -> tuple[dict[str, bytes], list[ImportIssue]]:
 
     Refuses members that would escape the folder, and archives that inflate too much (zip bombs).
     """
-    from labeling.manifest import safe_relative
+    from labeling.intake.manifest import safe_relative
 
     issues: list[ImportIssue] = []
     try:

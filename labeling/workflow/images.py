@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from db.access import Database
-from labeling.actors import User
-from labeling.permissions import PermissionDenied, require
+from labeling.accounts.actors import User
+from labeling.accounts.permissions import PermissionDenied, require
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ before, which moved, why); the image's current measurement then holds the correc
 indices computed from them, with dlib's own points kept beside them (`auto_points`). Check 2, the
 adjudicator's evidence and the export crop all read that measurement, so they use the corrected
 points; check 2 runs again on the image at once (an older check-2 result no longer counts, see
-labeling/workflow.py). A later landmark model keeps the correction (asymmetry/measure.py).
+labeling/workflow/states.py). A later landmark model keeps the correction (asymmetry/measure.py).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import pandas as pd
 from asymmetry.indices import INDEX_VERSION, compute_indices
 from asymmetry.measure import LANDMARK_VERSION, index_columns, points_json
 from db.access import Database, audit, now, transaction
-from labeling.actors import SystemActor, User
-from labeling.permissions import authorize, require
+from labeling.accounts.actors import SystemActor, User
+from labeling.accounts.permissions import authorize, require
 from labeling.vocabulary import MAX_REASON
 
 # A point counts as moved when it moved at least this far (pixels of the original photo).
@@ -154,7 +154,7 @@ def correct_landmarks(db: Database, user: User, image_id: int, points, reason: s
         audit(conn, who, "landmarks.corrected", "image", image_id, correction=correction_id, moved=moved,
               reason=reason, rgas_signed=[_num(state.indices, "rgas_signed"), _num(idx.to_dict(), "rgas_signed")],
               anas_signed=[_num(state.indices, "anas_signed"), _num(idx.to_dict(), "anas_signed")])
-    from labeling.workflow import run_check2
+    from labeling.workflow.states import run_check2
 
     # Check 2 again on the new numbers: the system's consequence of the correction (an adjudicator
     # may correct points but does not run check 2 as such).

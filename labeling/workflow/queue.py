@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 from db.access import Database, audit, transaction
 from labeling.vocabulary import CLASSES, MAX_REASON
-from labeling import reader_qc, settings
-from labeling.queue_errors import QueueError, TooQuick
-from labeling.actors import User
-from labeling.permissions import authorize, require
+from labeling.workflow import reader_qc
+from labeling.workflow import settings
+from labeling.workflow.queue_errors import QueueError, TooQuick
+from labeling.accounts.actors import User
+from labeling.accounts.permissions import authorize, require
 
 
 
@@ -37,7 +38,7 @@ from labeling.permissions import authorize, require
 class Claim:
     """What a reader holds: which image, which read number, when it was handed over and until when
     it stays reserved. `token` names this hand-over: a key pressed for another one is stale. A
-    quality-control item (labeling/reader_qc.py) is a claim too, with its `qc_id` (slot 0) and, for a
+    quality-control item (labeling/workflow/reader_qc.py) is a claim too, with its `qc_id` (slot 0) and, for a
     mirror item, `flipped`: the reader's page shows it like any other image."""
 
     image_id: int

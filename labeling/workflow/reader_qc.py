@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from db.access import Database, audit, transaction
-from labeling.actors import Actor, User
-from labeling.permissions import authorize, require
+from labeling.accounts.actors import Actor, User
+from labeling.accounts.permissions import authorize, require
 
 MIRROR_GAP = 10  # reads between an image and its mirror item, so the mirror is not recognised as a repeat
 
@@ -133,7 +133,7 @@ def submit_answer(db: Database, reader: User, qc_id: int, label: str | None, can
                   token: str | None = None, simulated: bool = False) -> int:
     """Record the reader's answer to the QC item they hold; return the answer's id. Checked like a
     read: held by them, the token of this showing, after the minimum viewing time."""
-    from labeling.queue_errors import QueueError, TooQuick
+    from labeling.workflow.queue_errors import QueueError, TooQuick
 
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")
@@ -216,7 +216,7 @@ class QCData:
 
 def load_qc(db: Database) -> QCData:
     """Read every effective QC answer with what it is scored against, and the reads with finals."""
-    from labeling.workflow import image_states
+    from labeling.workflow.states import image_states
 
     ans = db.frame(
         "SELECT u.name AS reader, q.kind, q.image_id, i.subject_id AS subject, a.label AS answer, a.submitted_at, "
@@ -243,7 +243,7 @@ def _side(labels: pd.Series) -> np.ndarray:
 
 def _proportions(frame: pd.DataFrame, hit: pd.Series, readers: list[str]) -> pd.DataFrame:
     """Per reader: k, n, p and its subject-cluster Clopper-Pearson interval."""
-    from labeling.agreement_stats import cluster_sums, proportion_ci
+    from labeling.agreement.stats import cluster_sums, proportion_ci
 
     if frame.empty:
         return pd.DataFrame({"n": 0, "p": np.nan, "lo": np.nan, "hi": np.nan}, index=readers)

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 
 from db.access import Database, audit, get_setting, put_setting, transaction
-from labeling.actors import Actor
-from labeling import slot_plans
-from labeling.permissions import authorize, require
+from labeling.accounts.actors import Actor
+from labeling.workflow import slot_plans
+from labeling.accounts.permissions import authorize, require
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from asymmetry.indices import INDEX_VERSION
 from asymmetry.ranges import RangeTable, learn_ranges
 from db.access import Database, audit, fetch_columns, now, transaction
 from labeling.vocabulary import CLASSES, MAX_REASON
-from labeling import settings
-from labeling.actors import Actor, User
-from labeling.permissions import authorize, require
-from labeling.queue_errors import TooQuick
+from labeling.workflow import settings
+from labeling.accounts.actors import Actor, User
+from labeling.accounts.permissions import authorize, require
+from labeling.workflow.queue_errors import TooQuick
 
 STATES = ("awaiting_read_1", "awaiting_read_2", "agreed", "accepted", "awaiting_adjudication", "final", "excluded")
 
@@ -71,7 +71,7 @@ def image_states(db: Database, image_ids: list[int] | None = None) -> pd.DataFra
     agree = complete & (df.labelled == df.n_reads) & (df.lo == df.hi)
     consensus = df.lo.where(agree)
     # A check-2 result counts for the current reads and landmarks only: a later read, or a later hand
-    # correction of the landmarks (labeling/landmark_edits.py), sends the image back to check 2.
+    # correction of the landmarks (labeling/workflow/landmark_edits.py), sends the image back to check 2.
     c2_valid = (df.check2.notna() & (df.check2_consensus == consensus) & (df.check2_at >= df.last_read)
                 & (df.check2_at >= df.corrected_at))
     state = pd.Series("awaiting_read_1", index=df.index, dtype=object)
