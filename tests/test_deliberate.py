@@ -8,7 +8,8 @@ import pytest
 
 from db.access import transaction
 from labeling.workflow import settings
-from labeling.workflow.queue import QueueError, TooQuick, claim_next, ensure_slots, submit_read
+from labeling.workflow.queue import claim_next, ensure_slots, submit_read
+from labeling.workflow.queue_errors import QueueError, TooQuick
 from labeling.accounts.users import add_user
 from labeling.workflow.states import WorkflowError, adjudicate, image_states, undo_last_adjudication
 from tests.conftest import SHELL

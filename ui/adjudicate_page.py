@@ -13,7 +13,7 @@ import streamlit as st
 from asymmetry.overlay import draw_overlay
 from labeling.workflow import settings
 from labeling.agreement.plots import asymmetry_scatter
-from labeling.workflow.queue import TooQuick
+from labeling.workflow.queue_errors import TooQuick
 from labeling.vocabulary import MOVEMENT_NAMES
 from labeling.workflow.states import (QUEUE_ORDERS, WorkflowError, adjudicate, adjudication_case, adjudication_queue,
                                latest_ranges, range_explanation, subject_images,

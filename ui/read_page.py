@@ -15,7 +15,8 @@ import streamlit as st
 from labeling.workflow import settings
 from labeling.workflow.images import view_for_claim
 from labeling.vocabulary import CLASS_WORDS, MOVEMENT_NAMES, ORDINAL_ORDER
-from labeling.workflow.queue import QueueError, TooQuick, claim_next, reader_progress, submit_choice, undo_last_read
+from labeling.workflow.queue import claim_next, reader_progress, submit_choice, undo_last_read
+from labeling.workflow.queue_errors import QueueError, TooQuick
 from ui.common import current_user, database, guard, safe_callback, show_callback_error
 from ui.images import orientation_hint, stored_data_url
 from ui.keys import Choice, choice_of, decision_surface

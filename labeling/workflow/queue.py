@@ -28,7 +28,7 @@ from db.access import Database, audit, transaction
 from labeling.vocabulary import CLASSES, MAX_REASON
 from labeling.workflow import reader_qc
 from labeling.workflow import settings
-from labeling.workflow.queue_errors import QueueError, TooQuick
+from labeling.workflow.queue_errors import QueueError, check_showing, duration_ms
 from labeling.accounts.actors import User
 from labeling.accounts.permissions import authorize, require
 
@@ -262,17 +262,8 @@ def submit_read(db: Database, reader: User, image_id: int, label: str | None = N
         if slot is None:
             raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
                              "and it went to someone else); nothing was saved")
-        if token is not None and token != f"{image_id}.{slot[0]}.{slot[1]}":
-            raise QueueError("that choice was made for an earlier showing of this image; nothing was saved")
-        if slot[1] and t - dt.datetime.fromisoformat(slot[1]) < dwell:
-            raise TooQuick(f"too quick: the image had been shown for less than {dwell.total_seconds():g} s; "
-                           "nothing was saved")
-        duration = None
-        if started_at:
-            try:
-                duration = max(0, int((t - dt.datetime.fromisoformat(started_at)).total_seconds() * 1000))
-            except ValueError:
-                duration = None
+        check_showing(token, f"{image_id}.{slot[0]}.{slot[1]}", slot[1], t, dwell)
+        duration = duration_ms(t, started_at)
         read_id = conn.execute(
             "INSERT INTO reads (image_id, reader_id, label, cannot_grade, started_at, submitted_at, duration_ms, "
             "simulated, shown_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

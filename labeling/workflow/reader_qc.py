@@ -133,7 +133,7 @@ def submit_answer(db: Database, reader: User, qc_id: int, label: str | None, can
                   token: str | None = None, simulated: bool = False) -> int:
     """Record the reader's answer to the QC item they hold; return the answer's id. Checked like a
     read: held by them, the token of this showing, after the minimum viewing time."""
-    from labeling.workflow.queue_errors import QueueError, TooQuick
+    from labeling.workflow.queue_errors import QueueError, check_showing, duration_ms
 
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")
@@ -142,17 +142,8 @@ def submit_answer(db: Database, reader: User, qc_id: int, label: str | None, can
         if item is None:
             raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
                              "and it went to someone else); nothing was saved")
-        if token is not None and token != f"q{qc_id}.{item[0]}":
-            raise QueueError("that choice was made for an earlier showing of this image; nothing was saved")
-        if item[0] and t - dt.datetime.fromisoformat(item[0]) < dwell:
-            raise TooQuick(f"too quick: the image had been shown for less than {dwell.total_seconds():g} s; "
-                           "nothing was saved")
-        duration = None
-        if started_at:
-            try:
-                duration = max(0, int((t - dt.datetime.fromisoformat(started_at)).total_seconds() * 1000))
-            except ValueError:
-                duration = None
+        check_showing(token, f"q{qc_id}.{item[0]}", item[0], t, dwell)
+        duration = duration_ms(t, started_at)
         answer = conn.execute("INSERT INTO qc_answers (qc_item_id, reader_id, label, cannot_grade, started_at, "
                               "submitted_at, duration_ms, shown_ms, simulated) VALUES (?,?,?,?,?,?,?,?,?)",
                               (qc_id, reader.id, label, cannot_grade, started_at, _ts(t), duration, shown_ms,
