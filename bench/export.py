@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from db.project import open_project  # noqa: E402
 from labeling.workflow import settings  # noqa: E402
 from labeling.demo.project import carry_to_final, load_demo  # noqa: E402
-from labeling.export.dataset import PNG_COMPRESS_LEVEL, effective_crop_box, export_dataset  # noqa: E402
+from labeling.export.crops import PNG_COMPRESS_LEVEL, effective_crop_box  # noqa: E402
+from labeling.export.dataset import export_dataset  # noqa: E402
 from labeling.accounts.actors import SystemActor  # noqa: E402
 from labeling.workflow.states import final_labels, state_counts  # noqa: E402
 

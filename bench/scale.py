@@ -32,7 +32,7 @@ from read_queue import K, READERS, build, pct, time_queue  # noqa: E402
 
 from db.access import transaction  # noqa: E402
 from labeling.agreement.data import load_audit  # noqa: E402
-from labeling.export.dataset import assign_folds, assign_splits  # noqa: E402
+from labeling.export.splits import assign_folds, assign_splits  # noqa: E402
 from labeling.workflow.queue import claim_next, submit_read, undo_last_read  # noqa: E402
 from labeling.accounts.users import User  # noqa: E402
 from labeling.workflow.states import state_counts  # noqa: E402

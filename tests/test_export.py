@@ -20,10 +20,11 @@ from asymmetry.measure import override_flag
 from db.project import open_project
 from labeling.workflow import settings
 from labeling.demo.project import carry_to_final, load_demo
-from labeling.export.dataset import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, SPLITS, ExportError, ExportPlan,
-                             assign_folds, assign_splits, correct_crop, crop_pixels, effective_crop_box,
-                             export_dataset, list_exports, missing_from_splits, review_candidates,
-                             seeds_for_every_class, train_anchors)
+from labeling.export.dataset import (CLASSES, MANIFEST_COLUMNS, SECRET_SETTING, ExportError, ExportPlan, export_dataset,
+                                     list_exports, seeds_for_every_class)
+from labeling.export.splits import (SPLITS, assign_folds, assign_splits, missing_from_splits,
+                                    train_anchors)
+from labeling.export.crops import correct_crop, crop_pixels, effective_crop_box, review_candidates
 from labeling.accounts.permissions import PermissionDenied
 from labeling.accounts.users import User, add_user
 from labeling.workflow.states import final_labels
@@ -233,7 +234,7 @@ def test_permission_needed(project):
 
 
 def test_a_crash_half_way_leaves_no_export_and_a_rerun_works(project, monkeypatch):
-    import labeling.export.dataset as export
+    import labeling.export.crops as export
 
     db, folder = project
     real, calls = export._encode_png, {"n": 0}

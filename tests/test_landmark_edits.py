@@ -155,7 +155,7 @@ def test_check_2_runs_again_on_the_corrected_indices(project):
 
 def test_export_crop_and_a_new_landmark_model_follow_the_correction(project, monkeypatch):
     import asymmetry.measure as measure
-    from labeling.export.dataset import effective_crop_box
+    from labeling.export.crops import effective_crop_box
 
     db, data_dir, users = project
     image_id = _first_image(db)
@@ -192,3 +192,33 @@ def test_the_overlay_shows_dlib_points_beside_the_corrected_ones():
     assert tuple(px[round(points[54][1]), round(points[54][0])]) == POINT_COLOUR
     plain = np.asarray(draw_overlay(rgb, points, max_side=800))
     assert not (plain == AUTO_COLOUR).all(axis=-1).any()
+
+
+def test_a_correction_in_the_same_millisecond_as_check_2_still_makes_its_result_stale(project):
+    """A check-2 result stands while it is not older than the image's latest correction; a correction
+    stamped in the same millisecond as the result (a fast machine) must still send the image back
+    through check 2. Simulated with a result stamped ahead of the clock."""
+    import datetime as dt
+
+    db, _, users = project
+    settings.change(db, "range_min_count", 1, SHELL)
+    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
+    second = add_user(db, "u-reader-2", "a long password", ["reader"], actor=SHELL)
+    with transaction(db) as c:
+        for image, label in truth.items():
+            for reader in (users["reader"], second):
+                c.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?,?,?,?)",
+                          (image, reader.id, label, "2026-01-01T00:00:00.000+00:00"))
+    table = learn_and_store_ranges(db, users["coordinator"])
+    image_id = _first_image(db)
+    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)).isoformat(timespec="milliseconds")
+    with transaction(db) as c:
+        c.execute("INSERT INTO check2_results (image_id, range_version, consensus, range_class, distance, out_of_range, "
+                  "outcome, message, at) VALUES (?, ?, ?, ?, 0, 0, 'accepted', '', ?)",
+                  (image_id, table.version, truth[image_id], truth[image_id], ahead))
+    state = landmark_state(db, image_id)
+    correct_landmarks(db, users["coordinator"], image_id, _lower(state.points, 54, 0.3))
+    corrected = db.execute("SELECT max(at) FROM landmark_corrections WHERE image_id = ?", [image_id]).fetchone()[0]
+    assert corrected > ahead
+    # The old result no longer stands, so the correction ran check 2 again on the new indices.
+    assert db.execute("SELECT count(*) FROM check2_results WHERE image_id = ?", [image_id]).fetchone()[0] == 2

@@ -109,7 +109,8 @@ def _write_calls(folder):
     preconditions do not matter for a refusal; an allowed call may still fail on one (QueueError...)."""
     from labeling.workflow import settings
     from labeling.auditlog import audit_events
-    from labeling.export.dataset import correct_crop, export_dataset
+    from labeling.export.crops import correct_crop
+    from labeling.export.dataset import export_dataset
     from labeling.workflow.images import image_for_reader
     from labeling.intake.importer import import_uploaded
     from labeling.workflow.landmark_edits import correct_landmarks

@@ -165,7 +165,7 @@ def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
     from asymmetry.measure import override_flag
     from labeling.auditlog import audit_events
     from labeling.accounts.auth import sign_in
-    from labeling.export.dataset import correct_crop
+    from labeling.export.crops import correct_crop
     from labeling.accounts.users import UserError
     from labeling.workflow.states import adjudicate
 

@@ -5,9 +5,10 @@ import streamlit as st
 
 from db.access import image_store
 from labeling.vocabulary import CLASSES
-from labeling.export.dataset import (SPLITS, ExportError, correct_crop, crop_preview, export_dataset, export_plan,
-                             list_exports, missing_from_splits, missing_sentence, present_classes, readiness,
-                             review_candidates, seeds_for_every_class, subjects_per_class)
+from labeling.export.splits import SPLITS, missing_from_splits, missing_sentence, present_classes, subjects_per_class
+from labeling.export.dataset import (ExportError, export_dataset, export_plan, list_exports, readiness,
+                                     seeds_for_every_class)
+from labeling.export.crops import correct_crop, crop_preview, review_candidates
 from labeling.export.download import export_zip, finished_export
 from labeling.accounts.permissions import PermissionDenied
 from labeling.words import join_words, plural, with_headers

@@ -9,15 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
-import math
 import os
 import re
 import secrets
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -26,24 +23,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sqlite_utils
-from PIL import Image, ImageDraw
 
-from asymmetry.crop import CROP_SIZE, MARGINS, crop_box, crop_for_model
-from asymmetry.imaging import decode_image
+from asymmetry.crop import CROP_SIZE, MARGINS
 from asymmetry.measure import effective_flags
 from db.access import audit, now, transaction
-from labeling.vocabulary import CLASSES, MAX_REASON, MOVEMENTS, SOURCES
+from labeling.vocabulary import CLASSES, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes
 from labeling.intake.importer import left_by_dead_processes
 from labeling.accounts.actors import Actor
 from labeling.accounts.permissions import authorize, require
 from labeling.version import software_version
-from labeling.words import join_words, plural
+from labeling.words import plural
 from labeling.workflow.states import final_labels, image_states
+from labeling.export.crops import crop_job, effective_crop_box
+from labeling.export.errors import ExportError
+from labeling.export.splits import N_FOLDS, SPLITS, assign_folds, assign_splits, missing_from_splits, missing_sentence, present_classes, subjects_per_class
 
-SPLITS = ("train", "val", "test")
-RATIOS = (0.7, 0.2, 0.1)
-N_FOLDS = 10
 TRAIN_ONLY_FLAGS = ("blurry", "distant")  # paper §2.3.4: used for training, never to validate or test
 # The trainer (model/manifest.py) reads these columns by name; keep the order.
 MANIFEST_COLUMNS = ("image_sha256", "subject_hash", "movement", "label", "split", "fold", "source", "flags",
@@ -53,25 +48,10 @@ SECRET_SETTING = "export_subject_secret"  # never exported, never shown, never w
 SUBJECT_HASH_HEX = 16
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # zlib level 1: ~4x faster to write than Pillow's default 6 for ~7% larger files (bench/export.py).
-# Lossless either way, and deterministic: the same crop gives the same bytes.
-PNG_COMPRESS_LEVEL = 1
-MIN_BOX_PX = 32
 PARTIAL = ".partial-"
 _STALE = re.compile(r"\..+" + re.escape(PARTIAL) + r"(\d+)-[0-9a-f]+")
 
 
-class ExportError(ValueError):
-    """An export or a crop correction is refused; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """The box an image is cropped with (full-resolution pixels of the stored photo, EXIF
-    orientation applied), where it comes from ("correction" or "landmarks"), or why there is none."""
-
-    box: tuple[float, float, float, float] | None
-    source: str
-    reason: str = ""
 
 
 @dataclass
@@ -173,249 +153,6 @@ def subject_secret(db: sqlite_utils.Database) -> bytes:
 def hash_subject(secret: bytes, code: str) -> str:
     """Return the pseudonymous subject id of the export: HMAC-SHA256(secret, code), first 16 hex digits."""
     return hmac.new(secret, code.encode("utf-8"), hashlib.sha256).hexdigest()[:SUBJECT_HASH_HEX]
-
-
-# ---- crops and their corrections ---------------------------------------------------------------
-
-
-def effective_crop_box(db: sqlite_utils.Database, image_id: int) -> CropBox:
-    """Return the image's crop box: the latest coordinator correction, else the landmark box for its movement."""
-    row = db.execute("SELECT x0, y0, x1, y1 FROM crop_corrections WHERE image_id = ? ORDER BY id DESC LIMIT 1",
-                     [image_id]).fetchone()
-    if row:
-        return CropBox(tuple(float(v) for v in row), "correction")
-    img = db.execute("SELECT movement, width, height FROM images WHERE id = ?", [image_id]).fetchone()
-    if img is None:
-        return CropBox(None, "none", f"no image {image_id}")
-    # Same rule as asymmetry.measure.effective_flags: the latest successful measurement.
-    m = db.execute("SELECT points FROM measurements WHERE image_id = ? AND status = 'ok' AND points IS NOT NULL "
-                   "ORDER BY id DESC LIMIT 1", [image_id]).fetchone()
-    if m is None:
-        last = db.execute("SELECT status FROM measurements WHERE image_id = ? ORDER BY id DESC LIMIT 1",
-                          [image_id]).fetchone()
-        return CropBox(None, "none", "not measured yet" if last is None else f"no usable landmarks ({last[0]})")
-    pts = np.asarray(json.loads(m[0]), dtype=np.float64)
-    return CropBox(tuple(round(float(v), 2) for v in crop_box(pts, img[0], (img[1], img[2]))), "landmarks")
-
-
-def correct_crop(db: sqlite_utils.Database, user: Actor, image_id: int, box, reason: str
-                 ) -> tuple[float, float, float, float]:
-    """Store a coordinator's crop box for an image (append-only, the latest wins); return the stored box.
-
-    `box` is (x0, y0, x1, y1) in full-resolution pixels of the stored photo. A box that is not
-    square is widened about its centre to the longer side, since crops are square.
-    """
-    require(user, "export")
-    try:
-        x0, y0, x1, y1 = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ExportError("a crop box is four numbers: x0, y0, x1, y1 (pixels of the original photo)") from None
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
-        raise ExportError("a crop box needs x1 > x0 and y1 > y0 (pixels of the original photo)")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ExportError("say why the crop is corrected (the reason is kept with the correction)")
-    img = db.execute("SELECT width, height FROM images WHERE id = ?", [image_id]).fetchone()
-    if img is None:
-        raise ExportError(f"no image {image_id}")
-    w, h = img
-    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
-    if 2 * half < MIN_BOX_PX:
-        raise ExportError(f"a crop box needs at least {MIN_BOX_PX} pixels on its side")
-    if not (0 <= cx <= w and 0 <= cy <= h) or 2 * half > 2 * max(w, h):
-        raise ExportError(f"the box must be centred inside the {w}x{h} photo and at most twice its size")
-    stored = tuple(round(v, 2) for v in (cx - half, cy - half, cx + half, cy + half))
-    with transaction(db) as conn:
-        who = authorize(conn, user, "export")
-        conn.execute("INSERT INTO crop_corrections (image_id, x0, y0, x1, y1, reason, actor, at) VALUES (?,?,?,?,?,?,?,?)",
-                     (image_id, *stored, reason[:MAX_REASON], who, now()))
-        audit(conn, who, "crop.corrected", "image", image_id, box=stored, reason=reason[:MAX_REASON])
-    return stored
-
-
-def crop_pixels(path: str | Path, movement: str, box, mirrored: bool) -> tuple[np.ndarray | None, str]:
-    """Return (299x299x3 uint8 crop, "ok") of a stored photo as exported, or (None, why not).
-
-    Mirrored (front-camera) photos are flipped, so every exported crop shows the patient as a
-    normal camera does: the patient's left on the image's right. The class labels are the
-    patient's sides, so after this one convention holds for every image of the export.
-    """
-    return crop_for_model(str(path), movement, CROP_SIZE, box=tuple(box), mirrored=mirrored)
-
-
-def _encode_png(rgb: np.ndarray) -> bytes:
-    """Return `rgb` as PNG bytes with no metadata chunk (no EXIF, text, time or ICC profile)."""
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue()
-
-
-def _crop_job(job: tuple[int, str, str, tuple, bool]) -> tuple[int, bytes | None, str]:
-    """Crop and encode one image (runs in a worker process); return (row, PNG bytes or None, status)."""
-    row, path, movement, box, mirrored = job
-    crop, status = crop_pixels(path, movement, box, mirrored)
-    return row, None if crop is None else _encode_png(crop), status
-
-
-@dataclass(frozen=True)
-class CropPreview:
-    """A crop as the export would write it, the full photo with the box drawn, and the box used."""
-
-    crop: np.ndarray | None
-    overlay: np.ndarray | None
-    box: CropBox
-    size: tuple[int, int]
-    message: str = ""
-    mirrored: bool = False
-
-
-def crop_preview(db: sqlite_utils.Database, store: Path, image_id: int, box=None, overlay_side: int = 480) -> CropPreview:
-    """Return the crop of one image as exported (with `box` instead of the stored one when given)."""
-    img = db.execute("SELECT movement, stored_path, mirrored, width, height FROM images WHERE id = ?",
-                     [image_id]).fetchone()
-    if img is None:
-        return CropPreview(None, None, CropBox(None, "none", f"no image {image_id}"), (0, 0), f"no image {image_id}")
-    movement, stored, mirrored, w, h = img
-    cb = CropBox(tuple(float(v) for v in box), "proposed") if box is not None else effective_crop_box(db, image_id)
-    decoded = decode_image(Path(store) / stored, max_side=overlay_side)
-    if not decoded.ok:
-        return CropPreview(None, None, cb, (w, h), f"the photo cannot be decoded: {decoded.message}", bool(mirrored))
-    pil = Image.fromarray(decoded.rgb)
-    if cb.box is not None:
-        ImageDraw.Draw(pil).rectangle([v * decoded.scale for v in cb.box], outline=(255, 200, 0), width=3)
-    overlay = np.asarray(pil)
-    if cb.box is None:
-        return CropPreview(None, overlay, cb, (w, h), cb.reason, bool(mirrored))
-    crop, status = crop_pixels(Path(store) / stored, movement, cb.box, bool(mirrored))
-    return CropPreview(crop, overlay, cb, (w, h), "" if crop is not None else status, bool(mirrored))
-
-
-def review_candidates(db: sqlite_utils.Database) -> pd.DataFrame:
-    """Return the images with a final label (image_id, movement, label, crop source) for crop review."""
-    fl = final_labels(db)
-    movement = dict(db.execute("SELECT id, movement FROM images").fetchall())
-    rows = []
-    for r in fl.sort_values("image_id").itertuples():
-        cb = effective_crop_box(db, int(r.image_id))
-        rows.append({"image_id": int(r.image_id), "movement": movement[int(r.image_id)], "label": r.final_label,
-                     "crop": cb.source if cb.box is not None else cb.reason})
-    return pd.DataFrame(rows, columns=["image_id", "movement", "label", "crop"])
-
-
-# ---- splits and folds --------------------------------------------------------------------------
-
-
-def _split_cost(n: np.ndarray, target: np.ndarray) -> float:
-    return float(((n - target) ** 2).sum() + ((n.sum(1) - target.sum(1)) ** 2).sum())
-
-
-def _allocate(frame: pd.DataFrame, seed: int, ratios) -> pd.Series:
-    """Return a bin number per row of `frame` (columns subject, label, train_only): whole subjects
-    placed so that every class is shared between the bins as `ratios` say (see assign_splits)."""
-    classes = [c for c in CLASSES if c in set(frame.label)] or sorted(set(frame.label))
-    per_subject = pd.crosstab(frame.subject, frame.label).reindex(columns=classes, fill_value=0).sort_index()
-    forced = frame.groupby("subject").train_only.any().reindex(per_subject.index).fillna(False).to_numpy(dtype=bool)
-    counts = per_subject.to_numpy(dtype=np.float64)
-    target = np.outer(np.asarray(ratios, dtype=np.float64), counts.sum(0))
-    n = np.zeros_like(target)
-    where = np.full(len(counts), -1)
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(len(counts))
-    order = sorted(shuffled, key=lambda i: (not forced[i], -counts[i].sum()))  # stable: seeded ties
-
-    def cost_if(i: int, k: int) -> float:
-        n[k] += counts[i]
-        c = _split_cost(n, target)
-        n[k] -= counts[i]
-        return c
-
-    for i in order:
-        k = 0 if forced[i] else int(np.argmin([cost_if(i, k) for k in range(len(ratios))]))
-        n[k] += counts[i]
-        where[i] = k
-    for _ in range(100):  # local improvement: move single subjects while the cost falls
-        improved = False
-        for i in shuffled:
-            if forced[i]:
-                continue
-            n[where[i]] -= counts[i]
-            costs = [cost_if(i, k) for k in range(len(ratios))]
-            best = int(np.argmin(costs))
-            if costs[best] < costs[where[i]] - 1e-9:
-                where[i] = best
-                improved = True
-            n[where[i]] += counts[i]
-        if not improved:
-            break
-    return frame.subject.map(dict(zip(per_subject.index, where.tolist())))
-
-
-def train_anchors(frame: pd.DataFrame, seed: int = 0) -> set:
-    """Return the subjects to pin to train so that every class of `frame` (columns subject, label,
-    train_only) has an image there: for each class no pinned subject holds yet, the subject holding
-    the most such classes (then the fewest images; remaining ties in a seeded order)."""
-    held = frame.groupby("subject")["label"].agg(set)
-    size = frame.groupby("subject").size()
-    order = {s: k for k, s in enumerate(np.random.default_rng(seed).permutation(sorted(held.index)))}
-    pinned = set(frame.loc[frame["train_only"], "subject"])
-    uncovered = set(frame["label"]) - set().union(*(held[s] for s in pinned))
-    anchors = set()
-    while uncovered:
-        best = min((s for s in held.index if held[s] & uncovered),
-                   key=lambda s: (-len(held[s] & uncovered), int(size[s]), order[s]))
-        anchors.add(best)
-        uncovered -= held[best]
-    return anchors
-
-
-def assign_splits(frame: pd.DataFrame, seed: int = 0, ratios=RATIOS, every_class_in_train: bool = False) -> pd.Series:
-    """Return train/val/test per row of `frame` (columns subject, label, train_only).
-
-    Grouped: all images of a subject share a split. Subjects with a train-only (blurry/distant)
-    image go to train. The others are placed greedily, largest subject first (ties in a seeded
-    order), each where it brings the per-class and total counts closest (least squares) to
-    `ratios`; then single subjects are moved while that brings them closer still. With one image
-    per subject this gives every class within one image of its 7:2:1 share.
-    `every_class_in_train` first pins to train one subject per class that train would otherwise
-    lack (train_anchors), for projects where a class belongs to a few subjects only.
-    scikit-learn's grouped splitters cannot pin subjects to train, hence this allocation.
-    """
-    if every_class_in_train:
-        frame = frame.assign(train_only=frame["train_only"] | frame["subject"].isin(train_anchors(frame, seed)))
-    return _allocate(frame, seed, ratios).map(lambda k: SPLITS[k]).rename("split")
-
-
-def _grouped_folds(part: pd.DataFrame, seed: int, n_folds: int) -> pd.Series:
-    """Return a fold per row of `part`: scikit-learn's StratifiedGroupKFold (shuffled, seeded), or
-    where it cannot run (fewer subjects than folds, or every class smaller than the number of
-    folds) the same greedy allocation as the splits with `n_folds` equal shares."""
-    folds = pd.Series(-1, index=part.index, dtype="int64")
-    if part.subject.nunique() >= n_folds and part.label.value_counts().max() >= n_folds:
-        from sklearn.model_selection import StratifiedGroupKFold
-
-        sgkf = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer than n_splits"
-            for k, (_, idx) in enumerate(sgkf.split(np.zeros(len(part)), part.label.to_numpy(), part.subject.to_numpy())):
-                folds.iloc[idx] = k
-        return folds
-    return _allocate(part.assign(train_only=False), seed, [1 / n_folds] * n_folds).astype("int64")
-
-
-def assign_folds(frame: pd.DataFrame, seed: int = 0, n_folds: int = N_FOLDS) -> pd.Series:
-    """Return a cross-validation fold (0..n_folds-1) per row of `frame` (columns subject, label, split).
-
-    The train+val images are divided into `n_folds` folds grouped by subject and stratified by
-    class (StratifiedGroupKFold, seeded): this is what a cross-validating trainer pools. Test
-    images get folds of their own, so that every subject is in exactly one fold.
-    """
-    folds = pd.Series(-1, index=frame.index, dtype="int64", name="fold")
-    pool = frame["split"].isin(["train", "val"])
-    for mask in (pool, ~pool):
-        if mask.any():
-            folds[mask] = _grouped_folds(frame[mask].sort_values(["subject", "image_sha256"] if "image_sha256" in frame
-                                                                 else ["subject"]), seed, n_folds)
-    return folds
 
 
 # ---- the export ----------------------------------------------------------------------------
@@ -594,19 +331,6 @@ def export_plan(db: sqlite_utils.Database) -> ExportPlan:
     return ExportPlan(m, left_out, len(st))
 
 
-def missing_from_splits(frame: pd.DataFrame) -> dict[str, list[str]]:
-    """Return, per split, the classes present in `frame` (columns label, split) that the split
-    has no image of; splits missing nothing are left out."""
-    present = present_classes(frame)
-    out = {}
-    for split in SPLITS:
-        have = set(frame.loc[frame["split"] == split, "label"])
-        gone = [c for c in present if c not in have]
-        if gone:
-            out[split] = gone
-    return out
-
-
 def seeds_for_every_class(plan: ExportPlan, start: int, count: int = 20) -> pd.DataFrame:
     """Try seeds start .. start+count-1; return one row per seed (seed, missing_train,
     missing_val, missing_test: the classes each split would lack, as text, "(empty)" for an empty
@@ -623,25 +347,6 @@ def seeds_for_every_class(plan: ExportPlan, start: int, count: int = 20) -> pd.D
     df = pd.DataFrame(rows)
     return (df.sort_values(["every_class_in_train", "_n", "seed"], ascending=[False, True, True])
             .drop(columns="_n").reset_index(drop=True))
-
-
-def present_classes(frame: pd.DataFrame) -> list[str]:
-    """Return the classes `frame` (column label) has images of, in class order."""
-    return [c for c in CLASSES if c in set(frame["label"])]
-
-
-def missing_sentence(missing: dict[str, list[str]], present: list[str]) -> str:
-    """Return `missing` (split -> classes) in words: "train has no R1 or R2 image; test is empty"
-    (`present`: the classes of the export, so that a split lacking them all is called empty)."""
-    return "; ".join(f"{s} is empty" if set(missing[s]) >= set(present) else
-                     f"{s} has no {join_words(missing[s], 'or')} image" for s in SPLITS if missing.get(s))
-
-
-def subjects_per_class(frame: pd.DataFrame) -> dict[str, int]:
-    """Return how many subjects have an image of each class in `frame` (a class held by one
-    subject can be in one split only: subjects are never divided)."""
-    n = frame.groupby("label")["subject"].nunique()
-    return {c: int(n[c]) for c in CLASSES if c in n.index}
 
 
 def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: int = 0, out_dir: Path | None = None,
@@ -684,7 +389,7 @@ def export_dataset(db: sqlite_utils.Database, store: Path, name: str, *, seed: i
         failed: dict[str, int] = {}
         pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) >= 8 else None
         try:
-            results = pool.map(_crop_job, jobs, chunksize=8) if pool else map(_crop_job, jobs)
+            results = pool.map(crop_job, jobs, chunksize=8) if pool else map(crop_job, jobs)
             for done, (i, png, status) in enumerate(results, start=1):
                 if png is None:
                     key = f"final label but the photo could not be cropped ({status})"

@@ -10,6 +10,8 @@ labeling/workflow/states.py). A later landmark model keeps the correction (asymm
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import json
 import math
 from dataclasses import dataclass, field
@@ -115,6 +117,17 @@ def _validate(points, size: tuple[int, int]) -> np.ndarray:
     return pts
 
 
+def _after_last_check2(conn, image_id: int) -> str:
+    """The time to stamp a correction with: now, or a millisecond after the image's latest check-2
+    result when that is not earlier (a result stands while check2_at >= corrected_at, so a correction
+    made in the same millisecond as the result must still make it stale)."""
+    t = now()
+    last = conn.execute("SELECT max(at) FROM check2_results WHERE image_id = ?", [image_id]).fetchone()[0]
+    if last and last >= t:
+        t = (dt.datetime.fromisoformat(last) + dt.timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
+    return t
+
+
 def correct_landmarks(db: Database, user: User, image_id: int, points, reason: str = "",
                       ) -> CorrectionResult:
     """Store a hand correction of image `image_id`'s 68 landmarks and use it from now on.
@@ -141,7 +154,8 @@ def correct_landmarks(db: Database, user: User, image_id: int, points, reason: s
         correction_id = conn.execute(
             "INSERT INTO landmark_corrections (image_id, points, previous, moved, reason, actor, at) "
             "VALUES (?,?,?,?,?,?,?)",
-            (image_id, new_text, points_json(state.points), json.dumps(moved), reason, who, now())).lastrowid
+            (image_id, new_text, points_json(state.points), json.dumps(moved), reason, who,
+             _after_last_check2(conn, image_id))).lastrowid
         idx = compute_indices(np.asarray(json.loads(new_text)), state.mirrored)
         index_json, rgas, anas, rgas_signed, anas_signed, side, ipd_px = index_columns(idx)
         conn.execute("UPDATE measurements SET status = ?, message = ?, points = ?, indices = ?, rgas = ?, anas = ?, "
