@@ -45,6 +45,20 @@ def _lower(points: np.ndarray, k: int, amount: float = 0.15) -> np.ndarray:
     return moved
 
 
+def _agreed_with_ranges(db, users):
+    """Two readers agree on every image (the generator's class), so every image has a consensus;
+    ranges learned from them with a minimum of 1. Returns (image_id -> class, the range table)."""
+    settings.change(db, "range_min_count", 1, SHELL)
+    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
+    second = add_user(db, "u-reader-2", "a long password", ["reader"], actor=SHELL)
+    with transaction(db) as c:
+        for image_id, label in truth.items():
+            for reader in (users["reader"], second):
+                c.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?,?,?,?)",
+                          (image_id, reader.id, label, "2026-01-01T00:00:00.000+00:00"))
+    return truth, learn_and_store_ranges(db, users["coordinator"])
+
+
 def test_a_correction_is_stored_used_and_reported(project):
     db, data_dir, users = project
     image_id = _first_image(db)
@@ -126,16 +140,7 @@ def test_what_is_refused_writes_nothing(project):
 
 def test_check_2_runs_again_on_the_corrected_indices(project):
     db, _, users = project
-    settings.change(db, "range_min_count", 1, SHELL)
-    # Two readers agree on every image (the generator's class): every image has a consensus.
-    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
-    second = add_user(db, "u-reader-2", "a long password", ["reader"], actor=SHELL)
-    with transaction(db) as c:
-        for image_id, label in truth.items():
-            for reader in (users["reader"], second):
-                c.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?,?,?,?)",
-                          (image_id, reader.id, label, "2026-01-01T00:00:00.000+00:00"))
-    table = learn_and_store_ranges(db, users["coordinator"])
+    truth, table = _agreed_with_ranges(db, users)
     run_check2(db, SHELL)
     image_id = _first_image(db)
     first = db.execute("SELECT count(*) FROM check2_results WHERE image_id = ?", [image_id]).fetchone()[0]
@@ -201,15 +206,7 @@ def test_a_correction_in_the_same_millisecond_as_check_2_still_makes_its_result_
     import datetime as dt
 
     db, _, users = project
-    settings.change(db, "range_min_count", 1, SHELL)
-    truth = dict(db.execute("SELECT image_id, label FROM ground_truth").fetchall())
-    second = add_user(db, "u-reader-2", "a long password", ["reader"], actor=SHELL)
-    with transaction(db) as c:
-        for image, label in truth.items():
-            for reader in (users["reader"], second):
-                c.execute("INSERT INTO reads (image_id, reader_id, label, submitted_at) VALUES (?,?,?,?)",
-                          (image, reader.id, label, "2026-01-01T00:00:00.000+00:00"))
-    table = learn_and_store_ranges(db, users["coordinator"])
+    truth, table = _agreed_with_ranges(db, users)
     image_id = _first_image(db)
     ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=5)).isoformat(timespec="milliseconds")
     with transaction(db) as c:
