@@ -52,13 +52,15 @@ def test_an_adjudicator_moves_a_mouth_corner_and_sees_the_indices_change(prepare
     editor.wait_for()
     editor.scroll_into_view_if_needed()
     corner = page.locator('circle.lm-hit[data-point="54"]')
-    box = corner.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.click(x, y)  # select the mouth corner (image right) ...
+    corner.click()  # select the mouth corner (image right) ...
     page.get_by_text("Point 54 (mouth corner, image right) selected").wait_for()
-    box = corner.bounding_box()  # where it is now: the page may have moved since the first click
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.click(x + 12, y + 18)  # ... and click its place: lower and further out
+    # ... and click its place, lower and further out. The click is placed relative to the editor,
+    # which Playwright waits to hold still, so a page that scrolls or reflows in between cannot
+    # turn "lower" into "higher".
+    at = corner.evaluate("""c => { const a = c.getBoundingClientRect(),
+                                          s = c.ownerSVGElement.getBoundingClientRect();
+                                    return {x: a.x + a.width / 2 - s.x, y: a.y + a.height / 2 - s.y}; }""")
+    editor.click(position={"x": at["x"] + 12, "y": at["y"] + 18})
     page.get_by_text("1 point(s) moved, not saved yet").wait_for()
     page.get_by_role("button", name="Save correction").click()
     page.get_by_text("Correction 1 saved: point(s) 54 moved").wait_for()
