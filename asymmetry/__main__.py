@@ -1,4 +1,5 @@
-"""`python -m asymmetry measure IMAGE... | run`: measure photos from the shell."""
+"""`python -m asymmetry measure IMAGE...`: measure photos from the shell, without a project (measuring a
+project's stored photos is the workflow's job: `fnp measure`)."""
 from __future__ import annotations
 
 import argparse
@@ -44,20 +45,6 @@ def cmd_measure(args) -> int:
     return worst
 
 
-def cmd_run(args) -> int:
-    from asymmetry.measure import measure_pending
-    from db.access import image_store
-    from db.project import open_project
-    from labeling.progress import progress_bar
-
-    from labeling.accounts.actors import SystemActor
-
-    counts = measure_pending(open_project(), image_store(), workers=args.workers, progress=progress_bar("measuring"),
-                             actor=SystemActor.command_line("asymmetry run"))
-    print("measured: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing to do"))
-    return 0
-
-
 def build_parser(prog: str = "python -m asymmetry") -> argparse.ArgumentParser:
     """Return the argument parser of `python -m asymmetry` (`prog`: how usage lines name the command)."""
     p = argparse.ArgumentParser(prog=prog, description="Landmark asymmetry of face photos "
@@ -70,9 +57,6 @@ def build_parser(prog: str = "python -m asymmetry") -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.add_argument("--overlay", metavar="OUT.png", help="write the landmark overlay (points, pupil line, midline)")
     m.set_defaults(func=cmd_measure)
-    r = sub.add_parser("run", help="measure every stored image not yet measured (parallel, resumable)")
-    r.add_argument("--workers", type=int, default=None)
-    r.set_defaults(func=cmd_run)
     return p
 
 

@@ -223,7 +223,7 @@ def cmd_settings(args) -> int:
 
 
 def cmd_measure(args) -> int:
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
     from labeling.words import check2_sentence, measured_sentence, sentence
     from labeling.workflow.states import run_check2
 

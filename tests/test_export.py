@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from asymmetry.measure import override_flag
+from labeling.workflow.measuring import override_flag
 from db.project import open_project
 from labeling.workflow import settings
 from labeling.demo.project import carry_to_final, load_demo

@@ -53,3 +53,24 @@ def test_no_private_names_across_packages():
              for n in names if n.startswith("_") and not n.startswith("__")
              and target.split(".")[0] in PACKAGES and target.split(".")[0] != name.split(".")[0]]
     assert leaks == []
+
+
+def test_layers_flow_one_way():
+    """The database door knows nothing of the domain; the imaging and the trainer never reach the
+    database, the accounts or the screens (directly or through another module): storing their
+    results is the workflow's job. The app's pages sit on top and nothing imports them."""
+    g = graph()
+    below = {"db": ("labeling", "asymmetry", "model", "ui"), "asymmetry": ("db", "model", "ui"),
+             "model": ("db", "ui"), "labeling": ("ui",)}
+    # Pure words and statistics any layer may use.
+    shared = ("labeling.vocabulary", "labeling.agreement.measures")
+    wrong = []
+    for name in g.nodes:
+        package = name.split(".")[0]
+        for reached in nx.descendants(g, name):
+            if reached.split(".")[0] in below.get(package, ()):
+                wrong.append(f"{name} reaches {reached}")
+        if package in ("asymmetry", "model"):
+            wrong += [f"{name} imports {t}" for t in g.successors(name)
+                      if t.split(".")[0] == "labeling" and t not in shared]
+    assert wrong == []

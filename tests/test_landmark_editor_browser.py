@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def prepared(data_dir):
     """A project whose first image waits for adjudication (the two reads disagree), measured."""
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
     from db.access import transaction
     from db.project import open_project
     from labeling.demo.project import load_demo

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from asymmetry.indices import compute_indices, face_frame
-from asymmetry.measure import measure_pending
+from labeling.workflow.measuring import measure_pending
 from db.access import transaction
 from labeling.workflow import settings
 from labeling.demo.project import load_demo
@@ -159,7 +159,7 @@ def test_check_2_runs_again_on_the_corrected_indices(project):
 
 
 def test_export_crop_and_a_new_landmark_model_follow_the_correction(project, monkeypatch):
-    import asymmetry.measure as measure
+    import labeling.workflow.measuring as measuring
     from labeling.export.crops import effective_crop_box
 
     db, data_dir, users = project
@@ -170,8 +170,8 @@ def test_export_crop_and_a_new_landmark_model_follow_the_correction(project, mon
     assert effective_crop_box(db, image_id).box[3] > box[3] + 1  # the crop reaches further down
     corrected = landmark_state(db, image_id).points
     # A new landmark model measures every photo again; the correction stays in use.
-    monkeypatch.setattr(measure, "LANDMARK_VERSION", "landmarks-next")
-    assert measure.measure_pending(db, data_dir, workers=1, actor=SHELL) == {"ok": 7}
+    monkeypatch.setattr(measuring, "LANDMARK_VERSION", "landmarks-next")
+    assert measuring.measure_pending(db, data_dir, workers=1, actor=SHELL) == {"ok": 7}
     points, auto, correction_id = db.execute(
         "SELECT points, auto_points, correction_id FROM measurements WHERE image_id = ? AND landmark_version = "
         "'landmarks-next'", [image_id]).fetchone()

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from asymmetry.crop import crop_box, crop_for_model
-from asymmetry.measure import effective_flags, measure_pending, measure_photo, pending
+from asymmetry.measure import measure_photo
+from labeling.workflow.measuring import effective_flags, measure_pending, pending
 from labeling.demo.project import load_demo
 from labeling.demo.synthetic import make_image
 from tests.conftest import SHELL, ROOT, jpeg_bytes
@@ -40,12 +41,13 @@ def test_run_stores_once_and_resumes(db, data_dir):
 
 def test_a_new_index_version_is_recomputed_from_stored_points_without_dlib(db, data_dir, monkeypatch):
     import asymmetry.measure as measure
+    import labeling.workflow.measuring as measuring
     from asymmetry.indices import compute_indices
 
     load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
     measure_pending(db, data_dir, workers=1, actor=SHELL)
     # A formula change: the same landmarks, a new index version. No photo may be decoded again.
-    monkeypatch.setattr(measure, "INDEX_VERSION", "asym-test-next")
+    monkeypatch.setattr(measuring, "INDEX_VERSION", "asym-test-next")
     monkeypatch.setattr(measure, "measure_photo", lambda *a, **k: pytest.fail("decoded a photo again"))
     assert len(pending(db, data_dir)) == 7
     assert measure_pending(db, data_dir, workers=1, actor=SHELL) == {"reindexed": 7}
@@ -64,7 +66,7 @@ def test_quality_override_wins_and_is_append_only(db, data_dir):
     load_demo(db, data_dir, subjects=1, seed=5, workers=1, actor=SHELL)
     measure_pending(db, data_dir, workers=1, actor=SHELL)
     image_id = db.execute("SELECT id FROM images LIMIT 1").fetchone()[0]
-    from asymmetry.measure import override_flag
+    from labeling.workflow.measuring import override_flag
 
     override_flag(db, image_id, "blurry", True, SHELL, "motion blur on the lips")
     assert effective_flags(db, image_id)["blurry"] is True

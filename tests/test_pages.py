@@ -115,7 +115,7 @@ def _write_calls(folder):
     from labeling.intake.importer import import_uploaded
     from labeling.workflow.landmark_edits import correct_landmarks
     from labeling.workflow.queue import claim_next, submit_read, undo_last_read
-    from asymmetry.measure import measure_pending, override_flag
+    from labeling.workflow.measuring import measure_pending, override_flag
     from labeling.agreement.data import import_predictions
     from labeling.accounts.auth import unlock
     from labeling.workflow.reader_qc import mark_gold

@@ -236,7 +236,7 @@ def test_quality_control_items_look_like_any_image_are_scored_and_never_exported
     assert cli(["agreement", "--json", "--n-boot", "0"]) == 0
     # Never reads, never exported: 14 images, two reads each, 14 crops.
     assert db.execute("SELECT count(*) FROM reads WHERE kind = 'read'").fetchone()[0] == 28
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
 
     measure_pending(db, data_dir, workers=1, actor=SHELL)  # the crops follow the landmarks
     res = export_dataset(db, data_dir, "qc-check", actor=SHELL, workers=1)

@@ -105,7 +105,7 @@ def final_template(tmp_path_factory, astronaut):
     src = folder.parent / "in"
     manifest = photo_folder(src, astronaut, TEMPLATE_IMAGES, 256, prefix="t", subject="T")
     db = open_project(folder)
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
     from labeling.intake.importer import import_folder
     import_folder(db, folder, src, manifest, actor=SHELL)
     assert measure_pending(db, folder, workers=1, actor=SHELL) == {"ok": TEMPLATE_IMAGES}

@@ -113,7 +113,7 @@ def test_import_report_audit_and_agreement_csvs_are_formula_safe(db, data_dir, t
     assert_formula_safe(report, [f"{f}.jpg" for f in FORMULAS[:4]])
     # No face and two faces are found by measurement, which says so per image (check 2 then sends
     # them to adjudication with "the face could not be measured").
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
 
     measure_pending(db, data_dir, workers=1, actor=SHELL)
     status = dict(db.execute("SELECT n.original_name, m.status FROM measurements m JOIN image_names n "
@@ -162,7 +162,7 @@ def test_manifest_encodings_and_malformed_csv_are_clear_refusals():
 
 
 def test_free_text_is_stored_verbatim_and_never_runs_as_sql(db, data_dir):
-    from asymmetry.measure import override_flag
+    from labeling.workflow.measuring import override_flag
     from labeling.auditlog import audit_events
     from labeling.accounts.auth import sign_in
     from labeling.export.crops import correct_crop

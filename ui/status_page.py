@@ -19,7 +19,7 @@ LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting rea
 
 
 def _measure(user) -> None:
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
 
     require(user, "measure")
     bar = st.progress(0.0, text="Measuring…")

@@ -287,7 +287,7 @@ def carry_to_final(db: Database, store: Path, accuracy: float = 0.9, seed: int =
     many images then have a final label (`final`) or wait in 'agreed' (`agreed`). Everything
     written is marked simulated/synthetic.
     """
-    from asymmetry.measure import measure_pending
+    from labeling.workflow.measuring import measure_pending
 
     blocked = carry_blockers(actor)
     if blocked:

@@ -25,7 +25,7 @@ import pandas as pd
 import sqlite_utils
 
 from asymmetry.crop import CROP_SIZE, MARGINS
-from asymmetry.measure import effective_flags
+from labeling.workflow.measuring import effective_flags
 from db.access import audit, now, transaction
 from labeling.vocabulary import CLASSES, MOVEMENTS, SOURCES
 from labeling.csvsafe import to_csv_bytes

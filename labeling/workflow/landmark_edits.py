@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from asymmetry.indices import INDEX_VERSION, compute_indices
-from asymmetry.measure import LANDMARK_VERSION, index_columns, points_json
+from asymmetry.measure import LANDMARK_VERSION
 from db.access import Database, audit, now, transaction
 from labeling.accounts.actors import SystemActor, User
 from labeling.accounts.permissions import authorize, require
 from labeling.vocabulary import MAX_REASON
+from labeling.workflow.measuring import index_values, points_json
 
 # A point counts as moved when it moved at least this far (pixels of the original photo).
 MOVED_PX = 0.01
@@ -73,10 +74,11 @@ class CorrectionResult:
     check2: dict
 
 
-def _current_row(db: Database, image_id: int):
-    return db.execute("SELECT id, status, message, points, auto_points, indices FROM measurements WHERE image_id = ? "
-                      "AND landmark_version = ? AND index_version = ?",
-                      [image_id, LANDMARK_VERSION, INDEX_VERSION]).fetchone()
+def _current_row(db: Database, image_id: int) -> dict | None:
+    """The image's current measurements row (id, status, message, points, auto_points, indices), or None."""
+    return next(iter(db.query("SELECT id, status, message, points, auto_points, indices FROM measurements "
+                              "WHERE image_id = ? AND landmark_version = ? AND index_version = ?",
+                              [image_id, LANDMARK_VERSION, INDEX_VERSION])), None)
 
 
 def _points(text: str | None) -> np.ndarray | None:
@@ -85,19 +87,19 @@ def _points(text: str | None) -> np.ndarray | None:
 
 def landmark_state(db: Database, image_id: int) -> LandmarkState:
     """Return the image's current landmarks, dlib's, its corrections and indices."""
-    img = db.execute("SELECT stored_path, mirrored, movement, width, height FROM images WHERE id = ?",
-                     [image_id]).fetchone()
+    img = next(iter(db.query("SELECT stored_path, mirrored, movement, width, height FROM images WHERE id = ?",
+                             [image_id])), None)
     if img is None:
         raise LandmarkEditError(f"no image {image_id}")
     row = _current_row(db, image_id)
-    corrections = [{"id": r[0], "actor": r[1], "at": r[2], "moved": json.loads(r[3]), "reason": r[4]}
-                   for r in db.execute("SELECT id, actor, at, moved, reason FROM landmark_corrections "
-                                       "WHERE image_id = ? ORDER BY id", [image_id])]
-    points = _points(row[3]) if row else None
-    auto = _points(row[4]) if row and row[4] is not None else points
-    return LandmarkState(image_id, img[0], bool(img[1]), img[2], (img[3], img[4]), row[1] if row else None,
-                         row[2] if row else "not measured yet", points, auto,
-                         json.loads(row[5]) if row and row[5] else None, corrections)
+    corrections = [{**r, "moved": json.loads(r["moved"])} for r in db.query(
+        "SELECT id, actor, at, moved, reason FROM landmark_corrections WHERE image_id = ? ORDER BY id", [image_id])]
+    points = _points(row["points"]) if row else None
+    auto = _points(row["auto_points"]) if row and row["auto_points"] is not None else points
+    return LandmarkState(image_id, img["stored_path"], bool(img["mirrored"]), img["movement"],
+                         (img["width"], img["height"]), row["status"] if row else None,
+                         row["message"] if row else "not measured yet", points, auto,
+                         json.loads(row["indices"]) if row and row["indices"] else None, corrections)
 
 
 def _validate(points, size: tuple[int, int]) -> np.ndarray:
@@ -157,14 +159,15 @@ def correct_landmarks(db: Database, user: User, image_id: int, points, reason: s
             (image_id, new_text, points_json(state.points), json.dumps(moved), reason, who,
              _after_last_check2(conn, image_id))).lastrowid
         idx = compute_indices(np.asarray(json.loads(new_text)), state.mirrored)
-        index_json, rgas, anas, rgas_signed, anas_signed, side, ipd_px = index_columns(idx)
-        conn.execute("UPDATE measurements SET status = ?, message = ?, points = ?, indices = ?, rgas = ?, anas = ?, "
-                     "rgas_signed = ?, anas_signed = ?, side = ?, ipd_px = ?, correction_id = ?, "
-                     "auto_points = coalesce(auto_points, ?) WHERE id = ?",
-                     ("ok" if idx.ok else "degenerate",
-                      f"landmarks corrected by hand (correction {correction_id})" + ("" if idx.ok else f"; {idx.message}"),
-                      new_text, index_json, rgas, anas, rgas_signed, anas_signed, side, ipd_px, correction_id,
-                      row[3], row[0]))
+        conn.execute("UPDATE measurements SET status = :status, message = :message, points = :points, "
+                     "indices = :indices, rgas = :rgas, anas = :anas, rgas_signed = :rgas_signed, "
+                     "anas_signed = :anas_signed, side = :side, ipd_px = :ipd_px, correction_id = :correction_id, "
+                     "auto_points = coalesce(auto_points, :auto_points) WHERE id = :id",
+                     {"status": "ok" if idx.ok else "degenerate",
+                      "message": f"landmarks corrected by hand (correction {correction_id})"
+                                 + ("" if idx.ok else f"; {idx.message}"),
+                      "points": new_text, **index_values(idx), "correction_id": correction_id,
+                      "auto_points": row["points"], "id": row["id"]})
         audit(conn, who, "landmarks.corrected", "image", image_id, correction=correction_id, moved=moved,
               reason=reason, rgas_signed=[_num(state.indices, "rgas_signed"), _num(idx.to_dict(), "rgas_signed")],
               anas_signed=[_num(state.indices, "anas_signed"), _num(idx.to_dict(), "anas_signed")])
