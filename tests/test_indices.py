@@ -360,7 +360,8 @@ def test_closing_one_lid_tilts_nothing_on_points(image_side):
     # The generator's eye closure (the upper lid brought down onto the lower lid) applied to the base
     # face's landmarks: the frame is set by eye corners and face outline, so no angle moves at all.
     # The frame of asym-1.x (eye-contour means as pupils) tilted every angle by over a degree.
-    from labeling.demo.synthetic import base_face, eye_closure
+    from labeling.demo.anatomy import eye_closure
+    from labeling.demo.warp import base_face
 
     _, pts = base_face()
     shut = pts + eye_closure(pts, image_side)
@@ -371,23 +372,24 @@ def test_closing_one_lid_tilts_nothing_on_points(image_side):
 def _one_lid_shut(image_side: str | None) -> np.ndarray:
     """The generator's symmetric base face (skimage's astronaut, warped) with one upper lid warped
     shut over the eye, everything else left in place; `None`: the same warp with both eyes open."""
-    from labeling.demo import synthetic as syn
+    from labeling.demo import anatomy, painting
+    from labeling.demo import warp as syn
 
-    canvas, pts, offset = syn._base()
+    canvas, pts, offset = syn.base_canvas()
     w, h = (syn.CROP[2] - syn.CROP[0]) * syn.UPSCALE, (syn.CROP[3] - syn.CROP[1]) * syn.UPSCALE
-    ipd, anchors = syn._ipd(pts), syn._anchors(w, h)
+    ipd, anchors = anatomy.ipd_of(pts), syn.anchor_points(w, h)
 
     def warp_to(target):
-        helpers_src, helpers_dst = syn._helper_points(pts, target, ipd)
-        return syn._warp(canvas, np.vstack([pts, helpers_src, anchors]), np.vstack([target, helpers_dst, anchors]),
+        helpers_src, helpers_dst = syn.helper_points(pts, target, ipd)
+        return syn.warp_image(canvas, np.vstack([pts, helpers_src, anchors]), np.vstack([target, helpers_dst, anchors]),
                          (h, w), offset)
 
     opened = warp_to(pts)
     if image_side is None:
         return opened
-    shut = pts + syn.eye_closure(pts, image_side)
+    shut = pts + anatomy.eye_closure(pts, image_side)
     closure = {"left": 0.0, "right": 0.0, image_side: 1.0}
-    return syn._shut_eyes(warp_to(shut), opened, shut, pts, closure, ipd)
+    return painting.shut_eyes(warp_to(shut), opened, shut, pts, closure, ipd)
 
 
 @pytest.mark.parametrize("image_side", ["left", "right"])

@@ -4,7 +4,8 @@ import numpy as np
 
 from asymmetry.landmarks import detect_landmarks
 from labeling.demo.project import load_demo
-from labeling.demo.synthetic import _polygon_mask, contact_sheet, make_image, render_face
+from labeling.demo.painting import polygon_mask
+from labeling.demo.synthetic import contact_sheet, make_image, render_face
 from tests.conftest import SHELL
 
 
@@ -66,7 +67,7 @@ def _teeth_share(movement, label):
     """The share of the mouth (inside the outer lip line the warp aimed for) that shows teeth:
     pale, yellowish-white pixels, unlike lips (red) and skin (G/R ~0.87)."""
     img, pts = render_face(movement, label, mirrored=False, **SUBJECT)
-    rgb = img[_polygon_mask([pts[48:60]], img.shape[:2]) > 0.5].astype(float)
+    rgb = img[polygon_mask([pts[48:60]], img.shape[:2]) > 0.5].astype(float)
     return float(np.mean((rgb[:, 1] / rgb[:, 0] > 0.88) & (rgb[:, 1] > 150)))
 
 
