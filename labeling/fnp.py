@@ -20,9 +20,15 @@ from pathlib import Path
 
 PROG = "fnp"
 MODEL_COMMANDS = ("train", "evaluate", "predict")  # the subcommands of model/cli.py (tests/test_fnp.py checks)
+# The project's Streamlit settings, as .streamlit/config.toml holds them for a checkout (`make run`,
+# `streamlit run app.py`): an installed app.py has no such file beside it, so `fnp serve` passes them
+# as options (tests/test_fnp.py keeps the two the same).
+STREAMLIT_SETTINGS = {"client.showErrorDetails": "none", "client.toolbarMode": "viewer", "server.headless": "true",
+                      "server.fileWatcherType": "none", "server.runOnSave": "false", "server.maxUploadSize": "2000",
+                      "browser.gatherUsageStats": "false", "theme.base": "light"}
 # `make run`'s options for `streamlit run`; one the caller gives (or sets as STREAMLIT_... in the
 # environment) replaces the default.
-SERVE_DEFAULTS = {"server.address": "127.0.0.1", "server.headless": "true", "browser.gatherUsageStats": "false"}
+SERVE_DEFAULTS = {"server.address": "127.0.0.1", **STREAMLIT_SETTINGS}
 SERVE_HELP = f"""usage: {PROG} serve [STREAMLIT OPTIONS]
 
 Initialise the data folder ($FNP_DATA_DIR or ./data, as `{PROG} init` does), then run the web app:
@@ -65,11 +71,6 @@ def serve(args: list[str]) -> int:
     status = labeling_main(["init"], prog=PROG)
     if status:
         return status
-    app = app_path()
-    if not (app.parent / ".streamlit" / "config.toml").is_file():
-        print(f"note: no .streamlit/config.toml beside {app}: the project's Streamlit settings (no error details "
-              "in the browser, 2000 MB uploads, no file watcher) apply to a checkout or an editable install "
-              "(pip install -e) only", file=sys.stderr)
     command = streamlit_command(args)
     sys.stdout.flush()
     sys.stderr.flush()

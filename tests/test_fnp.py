@@ -103,16 +103,25 @@ def test_init_then_users_add_an_admin(data_dir):
 
 
 def test_serve_passes_streamlit_options_through_over_make_runs_defaults(monkeypatch):
-    monkeypatch.delenv("STREAMLIT_SERVER_HEADLESS", raising=False)
-    monkeypatch.delenv("STREAMLIT_SERVER_ADDRESS", raising=False)
-    monkeypatch.delenv("STREAMLIT_BROWSER_GATHER_USAGE_STATS", raising=False)
+    for option in fnp.SERVE_DEFAULTS:
+        monkeypatch.delenv("STREAMLIT_" + option.replace(".", "_").upper(), raising=False)
     cmd = fnp.streamlit_command([])
     assert cmd[:5] == [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py")]
-    assert cmd[5:] == ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    assert cmd[5:7] == ["--server.address", "127.0.0.1"]
+    assert dict(zip(cmd[5::2], cmd[6::2])) == {f"--{k}": v for k, v in fnp.SERVE_DEFAULTS.items()}
     cmd = fnp.streamlit_command(["--server.address=0.0.0.0", "--server.port", "8502"])
     assert "127.0.0.1" not in cmd and cmd[-2:] == ["--server.port", "8502"] and "--server.headless" in cmd
     monkeypatch.setenv("STREAMLIT_SERVER_HEADLESS", "false")
     assert "--server.headless" not in fnp.streamlit_command([])
+
+
+def test_an_installed_app_gets_the_checkouts_streamlit_settings():
+    # A wheel puts app.py in site-packages with no .streamlit/ beside it: `fnp serve` passes the
+    # settings as options, the same as the checkout's file (no error details in the browser...).
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    flat = {f"{section}.{key}": str(value).lower() if isinstance(value, bool) else str(value)
+            for section, values in config.items() for key, value in values.items()}
+    assert flat == fnp.STREAMLIT_SETTINGS
 
 
 def test_pyproject_installs_fnp_and_every_package():
