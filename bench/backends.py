@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from read_queue import READERS, build, pct  # noqa: E402
 
-from db.project import open_project  # noqa: E402
+from labeling.project import Project  # noqa: E402
 from db.copy import copy_to_postgres  # noqa: E402
 from labeling.agreement.data import load_audit  # noqa: E402
 from labeling.workflow.queue import claim_next, submit_read  # noqa: E402
@@ -76,7 +76,7 @@ def main() -> None:
             t = time.perf_counter()
             report = copy_to_postgres(lite, url)
             print(f"copied to PostgreSQL in {time.perf_counter() - t:.0f} s: {report.summary()}")
-            post = open_project(url=url)
+            post = Project.open(Path(tmp) / "postgresql", url=url).db
             post.execute("ANALYZE")
             rows = {}
             for label, db in (("SQLite", lite), ("PostgreSQL", post)):

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from db.access import transaction  # noqa: E402
-from db.project import open_project  # noqa: E402
+from labeling.project import Project  # noqa: E402
 from labeling.accounts.actors import SystemActor  # noqa: E402
 from labeling.demo.project import load_demo  # noqa: E402
 from labeling.workflow.queue import ensure_slots  # noqa: E402
@@ -38,8 +38,9 @@ BENCH = SystemActor("system:bench")
 
 def build(folder: Path, images: int) -> None:
     """A project of `images` image rows showing the demo's photos (pixels shared, identities not)."""
-    db = open_project(folder)
-    load_demo(db, folder, subjects=2, seed=4, workers=1, actor=BENCH)
+    project = Project.open(folder)
+    db = project.db
+    load_demo(db, project.store, subjects=2, seed=4, workers=1, actor=BENCH)
     photos = db.execute("SELECT stored_path, width, height, movement FROM images").fetchall()
     with transaction(db) as conn:
         sid = conn.execute("INSERT INTO subjects (code, synthetic, created_at) VALUES ('BENCH', 1, 'x')").lastrowid
@@ -80,7 +81,7 @@ def main() -> None:
         need = sum(args.levels) * args.reads  # reads; two per image
         t = time.perf_counter()
         build(folder, need // 2 + 50)
-        db = open_project(folder)
+        db = Project.open(folder).db
         names = {n: [add_user(db, f"cap{n}-{i}", PASSWORD, ["reader"], actor=BENCH).name for i in range(n)]
                  for n in args.levels}
         db.close()

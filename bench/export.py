@@ -29,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from db.project import open_project  # noqa: E402
+from labeling.project import Project  # noqa: E402
 from labeling.workflow import settings  # noqa: E402
 from labeling.demo.project import carry_to_final, load_demo  # noqa: E402
 from labeling.export.crops import PNG_COMPRESS_LEVEL, effective_crop_box  # noqa: E402
@@ -47,12 +47,13 @@ def prepare(cache: Path, subjects: int, workers: int) -> Path:
     if marker.is_file():
         return folder
     shutil.rmtree(folder.parent, ignore_errors=True)
-    db = open_project(folder)
+    project = Project.open(folder)
+    db = project.db
     t = time.perf_counter()
-    load_demo(db, folder, subjects=subjects, seed=0, workers=workers, actor=COORD)
+    load_demo(db, project.store, subjects=subjects, seed=0, workers=workers, actor=COORD)
     # Every movement x class cell gets a range box, so check 2 decides every image (no 'agreed' left).
     settings.change(db, "range_min_count", 1, COORD)
-    steps = carry_to_final(db, folder, accuracy=0.9, seed=0, actor=COORD)
+    steps = carry_to_final(db, project.store, accuracy=0.9, seed=0, actor=COORD)
     marker.write_text(json.dumps({"seconds": round(time.perf_counter() - t), "steps": steps,
                                   "states": state_counts(db)}, default=str))
     db.close()
@@ -101,17 +102,18 @@ def main() -> None:
     t = time.perf_counter()
     folder = prepare(Path(args.cache), args.subjects, args.workers)
     print(f"prepared data folder {folder} ({time.perf_counter() - t:.0f} s; cached for the next run)")
-    db = open_project(folder)
+    project = Project.open(folder)
+    db = project.db
     ids = [int(i) for i in final_labels(db).image_id]
     paths = dict(db.execute("SELECT id, stored_path FROM images").fetchall())
     boxes = {i: effective_crop_box(db, i).box for i in ids}
     with tempfile.TemporaryDirectory() as tmp:
-        jobs = [(str(folder / paths[i]), boxes[i], os.path.join(tmp, f"{i}.png")) for i in ids if boxes[i]]
+        jobs = [(str(project.store / paths[i]), boxes[i], os.path.join(tmp, f"{i}.png")) for i in ids if boxes[i]]
         base, ours, out = [], [], {}
         for r in range(args.rounds):  # interleaved, so drift hits both alike
             base.append(timed(lambda: baseline(jobs, args.workers)))
             ours.append(timed(lambda: out.update(res=export_dataset(
-                db, folder, f"bench-{r}", out_dir=Path(tmp) / "exports", actor=COORD, workers=args.workers))))
+                db, project.store, f"bench-{r}", out_dir=Path(tmp) / "exports", actor=COORD, workers=args.workers))))
     bw, bc = min(w for w, _ in base), min(c for _, c in base)
     mw, mc = min(w for w, _ in ours), min(c for _, c in ours)
     n = out["res"].images

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.access import transaction  # noqa: E402
-from db.project import open_project  # noqa: E402
+from labeling.project import Project  # noqa: E402
 from labeling.workflow import settings  # noqa: E402
 from labeling.accounts.actors import SystemActor  # noqa: E402
 from labeling.workflow.queue import claim_next, submit_read  # noqa: E402
@@ -33,7 +33,7 @@ K, READERS = 10, 20
 
 def build(folder: Path, n_images: int, seed: int = 0):
     """Create the synthetic project; return (db, total reads)."""
-    db = open_project(folder)
+    db = Project.open(folder).db
     bench = SystemActor("system:bench")
     settings.change(db, "reads_per_image", K, bench)
     settings.change(db, "key_dwell_ms", 0, bench)  # machine-speed readers: the queue's cost, not a person's pace

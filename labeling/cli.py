@@ -9,7 +9,7 @@ import re
 import sys
 
 from db.access import data_dir, image_store
-from db.project import open_project
+from labeling.project import Project
 from labeling.progress import progress_bar
 
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE = 0, 1, 2
@@ -47,10 +47,11 @@ def print_report(report, as_json: bool = False) -> None:
 
 
 def cmd_init(args) -> int:
-    db = open_project()
+    project = Project.open()
+    db = project.db
     from db.migrations import applied
 
-    print(f"data folder {data_dir()} ready (schema {max(applied(db))})")
+    print(f"data folder {project.folder} ready (schema {max(applied(db))})")
     return EXIT_OK
 
 
@@ -64,9 +65,10 @@ def cmd_import(args) -> int:
     if not os.path.isfile(args.manifest):
         print(f"error: manifest {args.manifest} does not exist", file=sys.stderr)
         return EXIT_UNUSABLE
-    db = open_project()
+    project = Project.open()
+    db = project.db
     try:
-        report = import_folder(db, image_store(), args.images, args.manifest, actor=_actor(db, args),
+        report = import_folder(db, project.store, args.images, args.manifest, actor=_actor(db, args),
                                progress=None if args.json else progress_bar("importing"))
     except ManifestError as exc:
         print(f"error: {exc}. Nothing was imported.", file=sys.stderr)
@@ -78,16 +80,17 @@ def cmd_import(args) -> int:
 def cmd_demo(args) -> int:
     from labeling.demo.project import load_demo
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     actor = _actor(db, args)
-    res = load_demo(db, image_store(), subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
+    res = load_demo(db, project.store, subjects=args.subjects, seed=args.seed, simulate_readers=args.simulate_readers,
                     actor=actor, progress=progress_bar("demo"))
     print(f"SYNTHETIC demo: {res.report.summary()}; {res.simulated_reads} simulated read(s)")
     print(res.range_note)
     if args.final:
         from labeling.demo.project import carry_summary, carry_to_final
 
-        done = carry_to_final(db, image_store(), accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
+        done = carry_to_final(db, project.store, accuracy=args.simulate_readers if args.simulate_readers is not None else 0.9,
                               seed=args.seed, actor=actor, progress=progress_bar("carrying on"))
         print(carry_summary(done))
     return EXIT_OK if not res.report.errors else EXIT_PARTIAL
@@ -112,10 +115,11 @@ def cmd_export(args) -> int:
 
     from labeling.export.dataset import ExportError, export_dataset
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     actor = _actor(db, args)
     try:
-        res = export_dataset(db, image_store(), args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
+        res = export_dataset(db, project.store, args.name, seed=args.seed, out_dir=Path(args.out) if args.out else None,
                              actor=actor, progress=progress_bar("exporting"), workers=args.workers,
                              every_class_in_train=args.every_class_in_train)
     except ExportError as exc:
@@ -138,7 +142,8 @@ def cmd_users(args) -> int:
     from labeling.accounts import sessions
     from labeling.accounts import users
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     if args.action == "list":
         locked = set(auth.locked_names(db))
         for u in users.list_users(db):
@@ -192,7 +197,7 @@ def cmd_db(args) -> int:
     if database_url():
         raise CommandError("this project is on PostgreSQL already: unset FNP_DATABASE_URL to copy the SQLite file")
     try:
-        report = copy_to_postgres(open_project(), args.to)
+        report = copy_to_postgres(Project.open().db, args.to)
     except CopyError as exc:
         raise CommandError(str(exc)) from None
     for table, (rows, digest) in report.tables.items():
@@ -206,7 +211,8 @@ def cmd_db(args) -> int:
 def cmd_settings(args) -> int:
     from labeling.workflow import settings
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     if args.action == "list":
         for key, value in settings.all_settings(db).items():
             s = settings.SETTINGS[key]
@@ -227,9 +233,10 @@ def cmd_measure(args) -> int:
     from labeling.words import check2_sentence, measured_sentence, sentence
     from labeling.workflow.states import run_check2
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     actor = _actor(db, args)
-    counts = measure_pending(db, image_store(), workers=args.workers, progress=progress_bar("measuring"), actor=actor)
+    counts = measure_pending(db, project.store, workers=args.workers, progress=progress_bar("measuring"), actor=actor)
     print(sentence(measured_sentence(counts)))
     print(sentence(check2_sentence(run_check2(db, actor))))
     return EXIT_OK
@@ -239,7 +246,8 @@ def cmd_ranges(args) -> int:
     from labeling.words import check2_sentence, sentence
     from labeling.workflow.states import learn_and_store_ranges, run_check2
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     actor = _actor(db, args)
     table = learn_and_store_ranges(db, actor)
     print(f"range table {table.version} learned")
@@ -270,7 +278,8 @@ def cmd_agreement(args) -> int:
     from labeling.agreement.report import context_figures, methods_paragraph, overview
     from labeling.agreement.data import load_audit_data
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     data = load_audit_data(db, split=args.split)
     result = data.audit(n_boot=args.n_boot, seed=args.seed)
     methods = methods_paragraph(result, split=args.split if result.models else None)
@@ -319,7 +328,7 @@ def cmd_agreement(args) -> int:
 def cmd_landmarks(args) -> int:
     from labeling.workflow.landmark_edits import corrected_images
 
-    table = corrected_images(open_project())
+    table = corrected_images(Project.open().db)
     if args.json:
         print(json.dumps({"corrected_images": int(len(table)), "images": table.to_dict("records")}, indent=2))
     elif table.empty:
@@ -335,7 +344,8 @@ def cmd_landmarks(args) -> int:
 def cmd_import_predictions(args) -> int:
     from labeling.agreement.data import PredictionImportError, import_predictions
 
-    db = open_project()
+    project = Project.open()
+    db = project.db
     try:
         res = import_predictions(db, args.run, name=args.name, actor=_actor(db, args))
     except PredictionImportError as exc:

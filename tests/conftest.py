@@ -55,11 +55,11 @@ def db(request, data_dir, monkeypatch):
     yield database
     database.close()
     if name:
-        from ui.common import _databases  # a page run in this process may hold one too
+        from ui.common import _projects  # a page run in this process may hold one too
 
-        for other in [database, *_databases.values()]:
+        for other in [database, *(p.db for p in _projects.values())]:
             getattr(other, "shutdown", other.close)()
-        _databases.clear()
+        _projects.clear()
         cluster.drop(name)
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from db.access import data_dir
 from labeling.vocabulary import MOVEMENTS
 from labeling.agreement.summary import Audit, Comparison, report_csv
 from labeling.agreement.plots import (agreement_over_time_figure, asymmetry_scatter, confusion_heatmap,
@@ -24,7 +23,7 @@ from labeling.agreement.plots import (agreement_over_time_figure, asymmetry_scat
 from labeling.agreement.report import context_figures, fmt, methods_paragraph, overview
 from labeling.agreement.data import data_version, list_runs, load_audit_data, prediction_splits
 from labeling.words import with_headers
-from ui.common import NOTICE, database, guard, report_error
+from ui.common import NOTICE, database, guard, project, report_error
 from ui.qc_section import reader_qc_tab
 from ui.words import table, when
 
@@ -242,7 +241,7 @@ def _downloads(key: tuple) -> None:
 
 def _render() -> None:
     db = database()
-    folder = str(data_dir())
+    folder = str(project().folder)
     current = data_version(db)
     if "agreement_version" not in st.session_state:
         st.session_state["agreement_version"] = current

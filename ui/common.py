@@ -1,4 +1,5 @@
-"""What every page shares: the project database, the signed-in user, the role guard, safe callbacks."""
+"""What every page shares: the project (its database and image store), the signed-in user, the role
+guard, safe callbacks."""
 from __future__ import annotations
 
 import functools
@@ -10,35 +11,40 @@ from pathlib import Path
 import streamlit as st
 
 from db.access import Database, data_dir
-from db.project import open_project
 from labeling.accounts import sessions
 from labeling.accounts.actors import User
 from labeling.accounts.permissions import allowed
+from labeling.project import Project
 
 log = logging.getLogger("fnp")
 NOTICE = ("**Research tool, not a diagnostic device.** FNP TripleCheck supports research annotation of "
           "facial nerve paralysis photos; it does not diagnose and must not guide treatment.")
 TEST_TOKEN = "fnp_session_token"  # where in-process tests (AppTest, which cannot send cookies) put a token
 
-_databases: dict[str, Database] = {}
+_projects: dict[str, Project] = {}
 _lock = threading.Lock()
 
 
-def project_database(folder: Path | None = None) -> Database:
-    """Return the project's `Database` (one per data folder and process, migrated on first use).
+def project(folder: Path | None = None) -> Project:
+    """Return the server's `Project` (one per data folder and process, migrated on first use).
 
-    It is shared by every session of the server; each thread gets its own connection from it, so
-    no two sessions ever share a connection or a transaction."""
+    It is shared by every session of the server; each thread gets its own database connection from
+    it, so no two sessions ever share a connection or a transaction."""
     key = str(folder or data_dir())
     with _lock:
-        if key not in _databases:
-            _databases[key] = open_project(Path(key))
-        return _databases[key]
+        if key not in _projects:
+            _projects[key] = Project.open(Path(key))
+        return _projects[key]
+
+
+def project_database(folder: Path | None = None) -> Database:
+    """Return the database of the project in `folder` (default: the data folder)."""
+    return project(folder).db
 
 
 def database() -> Database:
     """Return the project database for a page."""
-    return project_database()
+    return project().db
 
 
 def _token() -> str | None:

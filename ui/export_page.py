@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.access import image_store
 from labeling.vocabulary import CLASSES
 from labeling.export.splits import SPLITS, missing_from_splits, missing_sentence, present_classes, subjects_per_class
 from labeling.export.dataset import (ExportError, export_dataset, export_plan, list_exports, readiness,
@@ -12,7 +11,7 @@ from labeling.export.crops import correct_crop, crop_preview, review_candidates
 from labeling.export.download import export_zip, finished_export
 from labeling.accounts.permissions import PermissionDenied
 from labeling.words import join_words, plural, with_headers
-from ui.common import database, guard
+from ui.common import database, guard, project
 from ui.landmark_editor import landmark_editor
 from ui.nav import link
 from ui.web import export_download_url
@@ -47,7 +46,7 @@ def _export_form(user, db) -> None:
         bar.progress(min(done / max(total, 1), 1.0), text=f"{what.capitalize()}: {done} of {total}")
 
     try:
-        res = export_dataset(db, image_store(), name, seed=int(seed), actor=user, progress=progress,
+        res = export_dataset(db, project().store, name, seed=int(seed), actor=user, progress=progress,
                              every_class_in_train=bool(every))
     except (ExportError, PermissionDenied) as exc:
         bar.empty()
@@ -144,7 +143,7 @@ def _use_seed(seed: int) -> None:
 def _download(name: str, where: str) -> None:
     """A link that downloads the finished export `name` as one zip (served by ui/web.py's route)."""
     try:
-        size = export_zip(finished_export(image_store(), name)).size
+        size = export_zip(finished_export(project().store, name)).size
     except (ExportError, OSError) as exc:
         st.error(f"The export {name} cannot be offered for download: {exc}")
         return
@@ -170,7 +169,7 @@ def _last_export() -> None:
 
 
 def _exports_list() -> None:
-    done = list_exports(image_store())
+    done = list_exports(project().store)
     if done.empty:
         return
     st.subheader("Exports")
@@ -195,7 +194,7 @@ def _crop_review(user, db) -> None:
         return
     labels = {r.image_id: f"image {r.image_id} · {r.movement} · {r.label} · crop: {r.crop}" for r in cands.itertuples()}
     image_id = st.selectbox("Image", list(labels), format_func=labels.get, key="crop_image")
-    prev = crop_preview(db, image_store(), int(image_id))
+    prev = crop_preview(db, project().store, int(image_id))
     w, h = prev.size
     box = prev.box.box or (0.0, 0.0, float(min(w, h)), float(min(w, h)))
     cols = st.columns(2)

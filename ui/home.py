@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db.access import image_store
 from labeling.accounts.permissions import allowed
 from labeling.workflow.status import project_summary
-from ui.common import NOTICE, database, guard
+from ui.common import NOTICE, database, guard, project
 
 DEMO_MESSAGE = "demo_message"  # what the last demo action did, shown once after the page reruns
 
@@ -28,7 +27,7 @@ def _load_demo(user) -> None:
 
     require(user, "demo.load")
     progress, bar = _bar("Rendering synthetic faces…")
-    res = load_demo(database(), image_store(), subjects=st.session_state.get("demo_subjects", 14),
+    res = load_demo(database(), project().store, subjects=st.session_state.get("demo_subjects", 14),
                     simulate_readers=None, actor=user, progress=progress)
     bar.empty()
     st.session_state[DEMO_MESSAGE] = f"SYNTHETIC demo loaded: {res.report.summary()}. {res.range_note}"
@@ -38,7 +37,7 @@ def _carry_on(user, accuracy: float) -> None:
     from labeling.demo.project import carry_summary, carry_to_final
 
     progress, bar = _bar("Simulated reads…")
-    done = carry_to_final(database(), image_store(), accuracy=accuracy, actor=user, progress=progress)
+    done = carry_to_final(database(), project().store, accuracy=accuracy, actor=user, progress=progress)
     bar.empty()
     st.session_state[DEMO_MESSAGE] = carry_summary(done)
 

@@ -5,14 +5,14 @@ import numpy as np
 import streamlit as st
 
 from asymmetry.imaging import decode_image
-from db.access import image_store
+from ui.common import project
 
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def stored_rgb(stored_path: str, max_side: int = 1400) -> np.ndarray | None:
     """Return the stored original as RGB (EXIF honoured), at most `max_side` pixels; None if unreadable."""
-    d = decode_image(image_store() / stored_path, max_side=max_side)
+    d = decode_image(project().store / stored_path, max_side=max_side)
     return d.rgb if d.ok else None
 
 
@@ -37,5 +37,5 @@ def stored_data_url(stored_path: str, max_side: int = 1100, flipped: bool = Fals
 @st.cache_data(max_entries=512, show_spinner=False)
 def stored_thumb(stored_path: str, side: int = 160) -> np.ndarray | None:
     """Return a small RGB copy of the stored original (decoded small: JPEG draft mode); None if unreadable."""
-    d = decode_image(image_store() / stored_path, max_side=side)
+    d = decode_image(project().store / stored_path, max_side=side)
     return d.rgb if d.ok else None

@@ -4,14 +4,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from db.access import image_store
 from labeling.csvsafe import to_csv_bytes
 from labeling.intake.importer import import_uploaded, read_zip
 from labeling.intake.manifest import OPTIONAL, REQUIRED, ManifestError
 from labeling.accounts.permissions import require
 from labeling.workflow.status import import_history, import_issues
 from labeling.words import with_headers
-from ui.common import database, guard
+from ui.common import database, guard, project
 from ui.words import table, zone_note
 
 
@@ -51,7 +50,7 @@ def import_page() -> None:
                     files[f.name] = data
             bar = st.progress(0.0, text="Importing…")
             try:
-                report = import_uploaded(db, image_store(), manifest.getvalue(), manifest.name, files, issues=issues,
+                report = import_uploaded(db, project().store, manifest.getvalue(), manifest.name, files, issues=issues,
                                          actor=user,
                                          progress=lambda d, t, _: bar.progress(d / max(t, 1), text=f"Importing {d} of {t}"))
             except ManifestError as exc:

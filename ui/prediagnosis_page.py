@@ -7,12 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from db.access import data_dir
 from labeling.agreement.data import data_version, list_runs, list_subjects, subject_labels, subject_predictions
 from labeling.agreement.prediagnosis import prediagnose
 from labeling.vocabulary import MOVEMENT_NAMES
 from labeling.words import with_headers
-from ui.common import NOTICE, database, guard, report_error
+from ui.common import NOTICE, database, guard, project, report_error
 
 NO_RUN = "(no model run)"
 
@@ -40,7 +39,7 @@ def _report(title: str, labels: pd.DataFrame, code: str, key: str) -> None:
 
 
 def _render() -> None:
-    key = (str(data_dir()), data_version(database()))
+    key = (str(project().folder), data_version(database()))
     subjects, runs = _project(*key)
     if not len(subjects):
         st.info("No subjects yet: import photos (or load the synthetic demo) first.")

@@ -5,12 +5,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from db.access import image_store
 from labeling.accounts.permissions import allowed, require
 from labeling.workflow.queue import reader_progress
 from labeling.workflow.states import learn_and_store_ranges, ranges_stale, reader_summary, run_check2, state_counts
 from labeling.words import check2_sentence, measured_sentence, sentence
-from ui.common import database, guard
+from ui.common import database, guard, project
 from ui.words import table, zone_note
 
 LABELS = {"awaiting_read_1": "Awaiting read 1", "awaiting_read_2": "Awaiting read 2", "agreed": "Agreed (check 1)",
@@ -23,7 +22,7 @@ def _measure(user) -> None:
 
     require(user, "measure")
     bar = st.progress(0.0, text="Measuring…")
-    counts = measure_pending(database(), image_store(), progress=lambda d, t, _: bar.progress(d / max(t, 1),
+    counts = measure_pending(database(), project().store, progress=lambda d, t, _: bar.progress(d / max(t, 1),
                                                                                          text=f"Measuring {d} of {t}"),
                              actor=user)
     bar.empty()

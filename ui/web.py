@@ -36,9 +36,10 @@ _OPEN_PREFIXES = ("/_stcore/", "/static/", "/media/", "/component/", "/app/stati
 
 
 def _project():
-    from ui.common import project_database
+    """The server's Project (ui.common holds it, one per process)."""
+    from ui.common import project
 
-    return project_database()
+    return project()
 
 
 def _client(request: Request) -> str:
@@ -128,7 +129,7 @@ def _signin_form(next_path: str, csrf: str, message: str = "", name: str = "", i
 
 async def signin(request: Request) -> Response:
     """GET: the sign-in form. POST: check the password, start a session, set its cookie, go on to `next`."""
-    db = await run_in_threadpool(_project)
+    db = (await run_in_threadpool(_project)).db
     if not await run_in_threadpool(has_users, db):
         return RedirectResponse(SETUP, status_code=303)
     csrf, new = _csrf_pair(request)
@@ -166,7 +167,7 @@ async def signin(request: Request) -> Response:
 
 async def setup(request: Request) -> Response:
     """First-run set-up: while the project has no active admin, create the first one."""
-    db = await run_in_threadpool(_project)
+    db = (await run_in_threadpool(_project)).db
     if await run_in_threadpool(has_admin, db):
         return RedirectResponse(SIGNIN, status_code=303)
     csrf, new = _csrf_pair(request)
@@ -223,7 +224,6 @@ async def export_download(request: Request) -> Response:
     """GET: the finished export NAME as a zip, streamed from its folder, for a signed-in user allowed
     to export (the session and the role are checked here, on the server, and the download is
     logged in the audit log). Refused with a page saying why otherwise."""
-    from db.access import image_store
     from labeling.export.dataset import ExportError
     from labeling.export.download import download_export
     from labeling.accounts.permissions import PermissionDenied
@@ -235,12 +235,12 @@ async def export_download(request: Request) -> Response:
                      403)
 
     def prepare():
-        db = _project()
+        db = _project().db
         session = sessions.session_for(db, request.cookies.get(sessions.COOKIE))
         if session is None:
             return None, None
         try:
-            return download_export(db, image_store(), name, actor=session.user), None
+            return download_export(db, _project().store, name, actor=session.user), None
         except PermissionDenied:
             return None, ("Only a coordinator may download exports.", 403)
         except ExportError as exc:
@@ -300,7 +300,7 @@ class SignInGate:
     @staticmethod
     async def _redirect_for(request: Request) -> str | None:
         def check() -> str | None:
-            db = _project()
+            db = _project().db
             if not has_users(db):
                 return SETUP
             if sessions.session_for(db, request.cookies.get(sessions.COOKIE)) is not None:

@@ -401,9 +401,9 @@ def load_audit_data(db: sqlite_utils.Database, split: str | None = "test") -> Au
     measurements = load_measurements(db)
     # The range classifier's accuracy is out-of-fold: each image classified by ranges learned without
     # its subject (labeling/agreement/range_oof.py); `table`, the stored one check 2 uses, draws the boxes.
-    ranges = out_of_fold_frame(measurements, states, lo=float(settings.get(db, "range_lo")),
-                               hi=float(settings.get(db, "range_hi")),
-                               min_count=int(settings.get(db, "range_min_count")))
+    s = settings.snapshot(db)
+    ranges = out_of_fold_frame(measurements, states, lo=float(s["range_lo"]), hi=float(s["range_hi"]),
+                               min_count=int(s["range_min_count"]))
     return AuditData(
         reads=reads, finals=finals_from_states(states), ranges=ranges,
         checks=checks_from_states(states),

@@ -115,9 +115,10 @@ def claim_next(db: Database, reader: User, now: dt.datetime | None = None) -> Cl
     nothing is left for them."""
     require(reader, "read.submit")
     t = _now(now)
-    lease = dt.timedelta(seconds=int(settings.get(db, "lease_seconds")))
-    intra = settings.get(db, "read_mode") == "intra"
-    share = float(settings.get(db, "qc_share"))
+    s = settings.snapshot(db)
+    lease = dt.timedelta(seconds=int(s["lease_seconds"]))
+    intra = s["read_mode"] == "intra"
+    share = float(s["qc_share"])
     with transaction(db) as conn:
         authorize(conn, reader, "read.submit")
         held = conn.execute(_HELD, (reader.id, _ts(t))).fetchone()
@@ -252,9 +253,10 @@ def submit_read(db: Database, reader: User, image_id: int, label: str | None = N
         raise QueueError(f"unknown label {label!r}: use one of {', '.join(CLASSES)}")
     reason = None if cannot_grade is None else str(cannot_grade).strip()[:MAX_REASON]
     t = _now(now)
-    intra = settings.get(db, "read_mode") == "intra"
-    washout = dt.timedelta(hours=float(settings.get(db, "washout_hours")))
-    dwell = dt.timedelta(milliseconds=int(settings.get(db, "key_dwell_ms")))
+    s = settings.snapshot(db)
+    intra = s["read_mode"] == "intra"
+    washout = dt.timedelta(hours=float(s["washout_hours"]))
+    dwell = dt.timedelta(milliseconds=int(s["key_dwell_ms"]))
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")
         slot = conn.execute("SELECT slot, claimed_at FROM read_slots WHERE image_id = ? AND reader_id = ? "
@@ -287,8 +289,9 @@ def undo_last_read(db: Database, reader: User, now: dt.datetime | None = None) -
     """
     require(reader, "read.submit")
     t = _now(now)
-    window = dt.timedelta(seconds=int(settings.get(db, "undo_seconds")))
-    lease = dt.timedelta(seconds=int(settings.get(db, "lease_seconds")))
+    s = settings.snapshot(db)
+    window = dt.timedelta(seconds=int(s["undo_seconds"]))
+    lease = dt.timedelta(seconds=int(s["lease_seconds"]))
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")
         last = conn.execute("SELECT id, image_id, submitted_at FROM effective_reads WHERE reader_id = ? "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from db.access import Database, audit, get_setting, put_setting, transaction
 from labeling.accounts.actors import Actor
@@ -86,6 +87,12 @@ def all_settings(db: Database) -> dict[str, object]:
     """Return every setting with its current value."""
     stored = dict(db.execute("SELECT key, value FROM settings").fetchall())
     return {k: json.loads(stored[k]) if k in stored else s.default for k, s in SETTINGS.items()}
+
+
+def snapshot(db: Database) -> MappingProxyType:
+    """Every setting as it stands now, read in one query and read-only: an operation that needs
+    several settings reads them once, so it never mixes values from before and after a change."""
+    return MappingProxyType(all_settings(db))
 
 
 def validate(key: str, value):

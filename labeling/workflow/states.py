@@ -134,7 +134,8 @@ def learn_and_store_ranges(db: Database, actor: Actor) -> RangeTable:
     cons = st[st.consensus.notna()][["image_id", "movement", "consensus"]]
     meas = _current_measurements(db)
     rows = cons.merge(meas[meas.status == "ok"], on="image_id").rename(columns={"consensus": "label"})
-    params = {k: settings.get(db, k) for k in ("range_lo", "range_hi", "range_min_count")}
+    s = settings.snapshot(db)
+    params = {k: s[k] for k in ("range_lo", "range_hi", "range_min_count")}
     table = learn_ranges(rows[["movement", "label", "rgas_signed", "anas_signed"]], lo=params["range_lo"],
                          hi=params["range_hi"], min_count=int(params["range_min_count"]))
     # The versions of the indices it was learned on: a table is never applied to another formula's.
