@@ -189,14 +189,14 @@ def corrected_images(db: Database) -> pd.DataFrame:
     many), moved (every point number any of them moved), last_actor, last_at, in_use (whether the
     current measurement holds the latest correction)."""
     cols = ["image_id", "corrections", "moved", "last_actor", "last_at", "in_use"]
-    rows = db.execute(
+    rows = db.query(
         "WITH g AS (SELECT image_id, count(*) AS n, group_concat(moved, ';') AS moved, max(id) AS last "
         "FROM landmark_corrections GROUP BY image_id) "
         "SELECT g.image_id, g.n, g.moved, g.last, d.actor, d.at, "
         "(SELECT m.correction_id FROM measurements m WHERE m.image_id = g.image_id AND m.landmark_version = ? "
-        " AND m.index_version = ?) FROM g JOIN landmark_corrections d ON d.id = g.last ORDER BY g.image_id",
-        [LANDMARK_VERSION, INDEX_VERSION]).fetchall()
-    out = [{"image_id": r[0], "corrections": r[1],
-            "moved": sorted({k for part in r[2].split(";") for k in json.loads(part)}),
-            "last_actor": r[4], "last_at": r[5], "in_use": r[6] == r[3]} for r in rows]
+        " AND m.index_version = ?) AS in_use_id FROM g JOIN landmark_corrections d ON d.id = g.last "
+        "ORDER BY g.image_id", [LANDMARK_VERSION, INDEX_VERSION])
+    out = [{"image_id": r["image_id"], "corrections": r["n"],
+            "moved": sorted({k for part in r["moved"].split(";") for k in json.loads(part)}),
+            "last_actor": r["actor"], "last_at": r["at"], "in_use": r["in_use_id"] == r["last"]} for r in rows]
     return pd.DataFrame(out, columns=cols)

@@ -40,13 +40,14 @@ def import_history(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
     """Return the latest imports, newest first, with their counts (started: UTC, ISO 8601)."""
     import json
 
-    rows = db.execute("SELECT id, started_at, finished_at, actor, origin, manifest, counts FROM imports "
-                      "ORDER BY id DESC LIMIT ?", [limit]).fetchall()
+    rows = db.query("SELECT id, started_at, finished_at, actor, origin, manifest, counts FROM imports "
+                    "ORDER BY id DESC LIMIT ?", [limit])
     out = []
     for r in rows:
-        counts = json.loads(r[6]) if r[6] else {}
-        out.append({"import": r[0], "started": r[1], "status": "finished" if r[2] else "interrupted",
-                    "by": r[3], "origin": r[4], "manifest": r[5], **counts})
+        counts = json.loads(r["counts"]) if r["counts"] else {}
+        out.append({"import": r["id"], "started": r["started_at"],
+                    "status": "finished" if r["finished_at"] else "interrupted", "by": r["actor"],
+                    "origin": r["origin"], "manifest": r["manifest"], **counts})
     return out
 
 
