@@ -166,3 +166,30 @@ def test_serve_initialises_the_data_folder_and_serves_the_app_from_anywhere(tmp_
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.slow
+def test_pip_install_dot_gives_a_working_fnp_outside_the_checkout(tmp_path, data_dir):
+    # A real (non-editable) install of the checkout, run from a folder that is not the checkout:
+    # every module and app.py are in the wheel, and the installed `fnp` opens a project.
+    wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert wheel.returncode == 0, wheel.stderr[-2000:]
+    (built,) = (tmp_path / "wheel").glob("fnp_triplecheck-*.whl")
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                              str(built)], capture_output=True, text=True, timeout=300)
+    assert install.returncode == 0, install.stderr[-2000:]
+    source = {p.relative_to(ROOT).as_posix() for package in ("labeling", "asymmetry", "model", "db", "ui")
+              for p in (ROOT / package).rglob("*.py")}
+    installed = {p.relative_to(target).as_posix() for p in target.rglob("*.py")}
+    assert source <= installed and "app.py" in installed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(target), "FNP_DATA_DIR": str(data_dir)}
+    code = "import labeling, sys; from labeling.fnp import main; print(labeling.__file__); sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", code, "init"], cwd=elsewhere, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, **env})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[0].startswith(str(target)) and f"data folder {data_dir} ready" in run.stdout
+    assert fnp.app_path() == ROOT / "app.py"  # the checkout's own, here

@@ -83,6 +83,13 @@ def test_reimport_adds_nothing(db, data_dir, tmp_path, astronaut):
     assert (first.added, second.added, second.already_present) == (3, 0, 3)
     assert db.execute("SELECT count(*) FROM images").fetchone()[0] == 3
     assert len(list((data_dir / "images").rglob("*.jpg"))) == 3
+    # The Status page's import history: newest first, who, what, and the counts of each run.
+    from labeling.workflow.status import import_history
+
+    history = import_history(db)
+    assert [h["import"] for h in history] == [2, 1] and {h["status"] for h in history} == {"finished"}
+    assert history[0]["by"] == SHELL.name and history[0]["manifest"].endswith("m.csv")
+    assert (history[1]["added"], history[0]["added"]) == (3, 0)
 
 
 def test_conflicting_metadata_on_reimport_is_reported_not_applied(db, data_dir, tmp_path, astronaut):

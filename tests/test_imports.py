@@ -74,3 +74,9 @@ def test_layers_flow_one_way():
             wrong += [f"{name} imports {t}" for t in g.successors(name)
                       if t.split(".")[0] == "labeling" and t not in shared]
     assert wrong == []
+
+
+def test_no_module_outgrows_a_room():
+    """A module past ~600 lines holds more than one concern: split it by concern, as the rooms are."""
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > 600}
+    assert long == {}
