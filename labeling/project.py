@@ -42,7 +42,7 @@ class Project:
 
     @property
     def backend(self) -> str:
-        """"sqlite" or "postgresql"."""
+        """The database backend: "sqlite" or "postgresql"."""
         return self.db.backend
 
     def settings(self) -> MappingProxyType:
