@@ -172,8 +172,14 @@ def test_serve_initialises_the_data_folder_and_serves_the_app_from_anywhere(tmp_
 def test_pip_install_dot_gives_a_working_fnp_outside_the_checkout(tmp_path, data_dir):
     # A real (non-editable) install of the checkout, run from a folder that is not the checkout:
     # every module and app.py are in the wheel, and the installed `fnp` opens a project.
+    # Built from a copy of the sources: setuptools writes build/ beside what it builds.
+    import shutil
+
+    sources = tmp_path / "checkout"
+    shutil.copytree(ROOT, sources, ignore=shutil.ignore_patterns(".venv", ".git", "data", "build", "*.egg-info",
+                                                                 "__pycache__", ".*_cache", "tests"))
     wheel = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True, timeout=300)
+                            "-w", str(tmp_path / "wheel"), str(sources)], capture_output=True, text=True, timeout=300)
     assert wheel.returncode == 0, wheel.stderr[-2000:]
     (built,) = (tmp_path / "wheel").glob("fnp_triplecheck-*.whl")
     target = tmp_path / "site"

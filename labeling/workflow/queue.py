@@ -28,7 +28,7 @@ from db.access import Database, audit, transaction
 from labeling.vocabulary import CLASSES, MAX_REASON
 from labeling.workflow import reader_qc
 from labeling.workflow import settings
-from labeling.workflow.queue_errors import QueueError, check_showing, duration_ms
+from labeling.workflow.queue_errors import NotReserved, QueueError, check_showing, duration_ms
 from labeling.accounts.actors import User
 from labeling.accounts.permissions import authorize, require
 
@@ -262,8 +262,7 @@ def submit_read(db: Database, reader: User, image_id: int, label: str | None = N
         slot = conn.execute("SELECT slot, claimed_at FROM read_slots WHERE image_id = ? AND reader_id = ? "
                             "AND read_id IS NULL ORDER BY slot LIMIT 1", (image_id, reader.id)).fetchone()
         if slot is None:
-            raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
-                             "and it went to someone else); nothing was saved")
+            raise NotReserved()
         check_showing(token, f"{image_id}.{slot[0]}.{slot[1]}", slot[1], t, dwell)
         duration = duration_ms(t, started_at)
         read_id = conn.execute(

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["QueueError", "TooQuick", "check_showing", "duration_ms"]
+__all__ = ["NotReserved", "QueueError", "TooQuick", "check_showing", "duration_ms"]
 
 
 class QueueError(ValueError):
     """A queue action cannot be done (lease lost, nothing to undo…); the message says why."""
+
+
+class NotReserved(QueueError):
+    """The image (or quality-control item) a reader answers is no longer held by them."""
+
+    def __init__(self) -> None:
+        super().__init__("this image is no longer reserved for you (already saved, or the reservation expired "
+                         "and it went to someone else); nothing was saved")
 
 
 class TooQuick(QueueError):

@@ -133,15 +133,14 @@ def submit_answer(db: Database, reader: User, qc_id: int, label: str | None, can
                   token: str | None = None, simulated: bool = False) -> int:
     """Record the reader's answer to the QC item they hold; return the answer's id. Checked like a
     read: held by them, the token of this showing, after the minimum viewing time."""
-    from labeling.workflow.queue_errors import QueueError, check_showing, duration_ms
+    from labeling.workflow.queue_errors import NotReserved, check_showing, duration_ms
 
     with transaction(db) as conn:
         who = authorize(conn, reader, "read.submit")
         item = conn.execute("SELECT claimed_at FROM qc_items WHERE id = ? AND reader_id = ? AND NOT EXISTS (SELECT 1 "
                             "FROM effective_qc_answers a WHERE a.qc_item_id = qc_items.id)", (qc_id, reader.id)).fetchone()
         if item is None:
-            raise QueueError("this image is no longer reserved for you (already saved, or the reservation expired "
-                             "and it went to someone else); nothing was saved")
+            raise NotReserved()
         check_showing(token, f"q{qc_id}.{item[0]}", item[0], t, dwell)
         duration = duration_ms(t, started_at)
         answer = conn.execute("INSERT INTO qc_answers (qc_item_id, reader_id, label, cannot_grade, started_at, "
