@@ -110,6 +110,14 @@ def sign_out(page, everywhere: bool = False) -> None:
     page.get_by_role("button", name="Sign in").wait_for()
 
 
+def settled(page, timeout: float = 60_000) -> None:
+    """Wait until the page's script run is over (Streamlit's status widget shows no running icon), as
+    a person waits for a page to finish before pressing its next button."""
+    page.wait_for_function("() => !document.querySelector('[data-testid^=stStatusWidgetRunning]')", timeout=timeout)
+    page.wait_for_timeout(200)
+    page.wait_for_function("() => !document.querySelector('[data-testid^=stStatusWidgetRunning]')", timeout=timeout)
+
+
 def painted(page) -> str | None:
     """The token of the decision surface's image now painted, or None."""
     return page.evaluate("window.__fnpPainted ? window.__fnpPainted.token : null")

@@ -3,7 +3,7 @@ server on loopback: first-run set-up, sign-in, loading the synthetic demo and ca
 final labels as `labeling demo --final` does."""
 import pytest
 
-from tests.browser import chromium, page, server, sign_in  # noqa: F401 - fixtures
+from tests.browser import chromium, page, server, settled, sign_in  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +25,7 @@ def test_first_run_sign_in_and_demo(server, page):  # noqa: F811
     # 7 subjects: one image per movement x class cell, and the demo said it set the minimum to match.
     page.get_by_text('"Range box: fewest images" is now 1 (was 5)').wait_for()
     page.get_by_text("7 synthetic subjects give 1 image(s) in the smallest movement x class cell").wait_for()
+    settled(page)  # the load's rerun is over: a click now is the next action, not part of the last one
     page.get_by_role("button", name="Carry the demo on to final labels (simulated readers and adjudicator)").click()
     page.get_by_text("49 of 49 image(s) now have a final label").wait_for(timeout=240_000)
     assert "Traceback" not in page.content()
